@@ -1,0 +1,211 @@
+"""COCO person keypoints, top-down: one sample per person box, cropped and encoded as heatmaps.
+
+Instances follow the reference (HRNet ``COCODataset``) rules:
+- ground-truth boxes: non-crowd person annotations whose sanitised box is valid and whose
+  ``area > 0``, with at least one labelled keypoint; box -> center/scale with ``pixel_std`` 200,
+  the input aspect ratio and x1.25 padding;
+- detection boxes (evaluation with a person detector): every ``category_id`` 1 detection of an
+  image of the annotation file scoring at least ``det_score_thresh``, box used raw.
+"""
+import contextlib
+import io
+import json
+import os
+
+import cv2
+import numpy as np
+import torch
+from pycocotools.coco import COCO
+from torch.utils.data import Dataset
+
+from .coco_meta import FLIP_PAIRS, NUM_JOINTS, UPPER_BODY_IDS
+from .targets import generate_heatmaps, generate_heatmaps_from_hm_coords
+from .transforms import (affine_transform, box_to_center_scale, clean_bbox, fliplr_joints,
+                         get_affine_transform, half_body_center_scale)
+
+IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
+IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
+
+
+class DatasetError(RuntimeError):
+    """The annotation file, an image or a detection file cannot be used."""
+
+
+def load_coco(ann_file):
+    """pycocotools COCO for ``ann_file``, quietly, with a clear error for unreadable files."""
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            return COCO(ann_file)
+    except (OSError, ValueError, KeyError, TypeError, AssertionError) as e:
+        raise DatasetError(f"cannot read COCO annotation file '{ann_file}': {e}") from None
+
+
+def read_image(path, image_id=None):
+    """RGB uint8 image; a missing or corrupt file raises ``DatasetError`` naming it."""
+    image = cv2.imread(path, cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
+    if image is None:
+        what = "missing" if not os.path.exists(path) else "unreadable (corrupt or not an image)"
+        raise DatasetError(f"image {path} (image id {image_id}) is {what}")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def gt_instances(coco, img_root, aspect_ratio, num_joints=NUM_JOINTS, unbiased=False):
+    """Ground-truth person instances in COCO image-id order (the reference db order)."""
+    db = []
+    for image_id in coco.getImgIds():
+        info = coco.loadImgs(image_id)[0]
+        for obj in coco.loadAnns(coco.getAnnIds(imgIds=image_id, iscrowd=False)):
+            if obj.get("category_id") != 1 or max(obj.get("keypoints") or [0]) == 0:
+                continue
+            box = clean_bbox(obj["bbox"], (info["width"], info["height"]), unbiased=unbiased,
+                             area=obj.get("area", 0))
+            if box is None:
+                continue
+            kpts = np.asarray(obj["keypoints"], dtype=np.float64).reshape(-1, 3)
+            if len(kpts) != num_joints:
+                raise DatasetError(f"annotation {obj['id']} (image id {image_id}) has {len(kpts)} "
+                                   f"keypoints, the model expects {num_joints}")
+            center, scale = box_to_center_scale(box, aspect_ratio, unbiased=unbiased)
+            db.append(_record(img_root, info, center, scale, 1.0, kpts[:, :2],
+                              np.minimum(kpts[:, 2], 1.0), obj["id"]))
+    return db
+
+
+def det_instances(coco, img_root, det_file, aspect_ratio, score_thresh, num_joints=NUM_JOINTS,
+                  unbiased=False):
+    """Instances from a COCO detection results json (list of {image_id, category_id, bbox, score})."""
+    try:
+        with open(det_file, encoding="utf-8") as f:
+            dets = json.load(f)
+    except (OSError, ValueError) as e:
+        raise DatasetError(f"cannot read detection file '{det_file}': {e}") from None
+    if not isinstance(dets, list):
+        raise DatasetError(f"detection file '{det_file}' must hold a list of detections")
+    images = {i: coco.loadImgs(i)[0] for i in coco.getImgIds()}
+    db, unknown = [], 0
+    for k, det in enumerate(dets):
+        try:
+            image_id, box, score = det["image_id"], det["bbox"], float(det["score"])
+        except (KeyError, TypeError, ValueError):
+            raise DatasetError(f"detection {k} of '{det_file}' lacks image_id, bbox or score") from None
+        if det.get("category_id", 1) != 1 or score < score_thresh:
+            continue
+        if image_id not in images:
+            unknown += 1
+            continue
+        center, scale = box_to_center_scale(box, aspect_ratio, unbiased=unbiased)
+        db.append(_record(img_root, images[image_id], center, scale, score,
+                          np.zeros((num_joints, 2)), np.zeros(num_joints), -1))
+    if unknown:
+        print(f"warning: {unknown} detections of '{det_file}' name images absent from the annotation file")
+    return db
+
+
+def _record(img_root, info, center, scale, score, joints, vis, ann_id):
+    return {"image": os.path.join(img_root, info["file_name"]), "image_id": info["id"],
+            "center": np.asarray(center, np.float32), "scale": np.asarray(scale, np.float32),
+            "score": float(score), "joints": np.asarray(joints, np.float64),
+            "joints_vis": np.asarray(vis, np.float64), "ann_id": ann_id}
+
+
+class COCOKeypoints(Dataset):
+    """Top-down COCO keypoint dataset.
+
+    Each item is ``(image [3, H, W] float32 normalised, target [J, h, w], target_weight [J, 1],
+    meta)`` where ``meta`` holds ``index, image_id, center, scale, score, area`` (area of the
+    padded box, ``prod(scale * 200)``, as the reference's OKS-NMS uses).
+
+    ``data_cfg`` is the YAML ``data`` section; ``train`` switches augmentation on;
+    ``det_file`` (evaluation only) replaces ground-truth boxes by detections.
+    """
+
+    def __init__(self, ann_file, img_root, data_cfg, train, det_file=None, seed=0):
+        self.train, self.cfg = train, data_cfg
+        self.input_wh = tuple(data_cfg.input_size[::-1])
+        self.heatmap_wh = tuple(data_cfg.heatmap_size[::-1])
+        self.aspect_ratio = self.input_wh[0] / self.input_wh[1]
+        self.unbiased = data_cfg.unbiased
+        self.coco = load_coco(ann_file)
+        self.ann_file = ann_file
+        if det_file:
+            self.db = det_instances(self.coco, img_root, det_file, self.aspect_ratio,
+                                    data_cfg.det_score_thresh, unbiased=self.unbiased)
+        else:
+            self.db = gt_instances(self.coco, img_root, self.aspect_ratio, unbiased=self.unbiased)
+        if not self.db:
+            source = f"detection file '{det_file}'" if det_file else f"'{ann_file}'"
+            raise DatasetError(f"{source} yields no person instance (no non-crowd person with "
+                               f"labelled keypoints / no detection above the threshold)")
+        missing = sorted({r["image"] for r in self.db if not os.path.isfile(r["image"])})
+        if missing:
+            raise DatasetError(f"{len(missing)} images of '{ann_file}' are missing under '{img_root}', "
+                               f"e.g. {missing[0]}")
+        self.rng = np.random.default_rng(seed)
+
+    def __len__(self):
+        return len(self.db)
+
+    def set_epoch_seed(self, seed):
+        """Reseed augmentation (called each epoch so runs and resumes are reproducible)."""
+        self.rng = np.random.default_rng(seed)
+
+    def __getitem__(self, index):
+        rec = self.db[index]
+        image = read_image(rec["image"], rec["image_id"])
+        joints, vis = rec["joints"].copy(), rec["joints_vis"].copy()
+        center, scale, rot = rec["center"].copy(), rec["scale"].copy(), 0.0
+        if self.train:
+            image, joints, vis, center, scale, rot = self._augment(image, joints, vis, center, scale)
+        trans = get_affine_transform(center, scale, rot, self.input_wh, unbiased=self.unbiased)
+        crop = cv2.warpAffine(image, trans, self.input_wh, flags=cv2.INTER_LINEAR)
+        if self.train and self.cfg.augment.color_jitter:
+            crop = self._color_jitter(crop)
+        visible = vis > 0
+        target, weight = self._encode(joints, vis, visible, center, scale, rot, trans)
+        tensor = (crop.astype(np.float32) / 255.0 - IMAGENET_MEAN) / IMAGENET_STD
+        meta = {"index": index, "image_id": rec["image_id"], "center": rec["center"],
+                "scale": rec["scale"], "score": np.float32(rec["score"]),
+                "area": np.float32(np.prod(rec["scale"] * 200.0))}
+        return (torch.from_numpy(tensor.transpose(2, 0, 1).copy()), torch.from_numpy(target),
+                torch.from_numpy(weight), meta)
+
+    def _encode(self, joints, vis, visible, center, scale, rot, trans):
+        if self.unbiased:  # DarkPose: joints straight to heatmap pixels with its own affine
+            trans_hm = get_affine_transform(center, scale, rot, self.heatmap_wh, unbiased=True)
+            joints_hm = joints.copy()
+            if visible.any():
+                joints_hm[visible] = affine_transform(joints[visible], trans_hm)
+            return generate_heatmaps_from_hm_coords(joints_hm, vis, self.heatmap_wh, self.cfg.sigma)
+        crop_joints = joints.copy()
+        if visible.any():
+            crop_joints[visible] = affine_transform(joints[visible], trans)
+        return generate_heatmaps(crop_joints, vis, self.input_wh, self.heatmap_wh, self.cfg.sigma)
+
+    def _augment(self, image, joints, vis, center, scale):
+        aug, rng = self.cfg.augment, self.rng
+        if (vis.sum() > aug.num_joints_half_body and aug.half_body_prob > 0
+                and rng.random() < aug.half_body_prob):
+            half = half_body_center_scale(joints, vis, self.aspect_ratio, UPPER_BODY_IDS, rng)
+            if half is not None:
+                center, scale = half
+        sf, rf = aug.scale_factor, aug.rot_factor
+        scale = scale * np.float32(np.clip(rng.standard_normal() * sf + 1, 1 - sf, 1 + sf))
+        rot = float(np.clip(rng.standard_normal() * rf, -2 * rf, 2 * rf)) if rng.random() <= aug.rot_prob else 0.0
+        if aug.flip and rng.random() <= 0.5:
+            image = np.ascontiguousarray(image[:, ::-1])
+            joints, vis2 = fliplr_joints(joints, np.repeat(vis[:, None], 2, axis=1), image.shape[1],
+                                         FLIP_PAIRS)
+            vis = vis2[:, 0]
+            center = center.copy()
+            center[0] = image.shape[1] - center[0] - 1
+        return image, joints, vis, center, scale, rot
+
+    def _color_jitter(self, crop):
+        """Random brightness, contrast and saturation factors in [1 - s, 1 + s]."""
+        s = self.cfg.augment.color_jitter_strength
+        b, c, sat = self.rng.uniform(1 - s, 1 + s, size=3)
+        img = crop.astype(np.float32) * b
+        img = (img - img.mean()) * c + img.mean()
+        grey = img @ np.array([0.299, 0.587, 0.114], np.float32)
+        img = (img - grey[..., None]) * sat + grey[..., None]
+        return np.clip(img, 0, 255).astype(np.uint8)

@@ -1,0 +1,134 @@
+"""Gaussian heatmap targets for top-down pose training (numpy).
+
+Two encoders, both vectorised over joints:
+
+* HRNet (default of ``generate_heatmaps``): the joint is rounded to the nearest heatmap
+  pixel (``int(x / stride + 0.5)``) and a 3-sigma window of an unnormalised Gaussian (peak 1,
+  float32) is pasted there, clipped to the map.
+* DarkPose's unbiased encoder (``unbiased=True``, or ``generate_heatmaps_from_hm_coords``
+  for joints already in heatmap pixels): the Gaussian is centred on the sub-pixel joint and
+  covers the whole map.
+
+Sizes are ``(width, height)`` (OpenCV order); maps are ``[J, H_hm, W_hm]``.
+A joint gets ``target_weight = 0`` (and an empty map) when its 3-sigma window lies
+entirely outside the heatmap; otherwise the weight is its visibility, and the map is drawn
+only when the visibility is > 0.5.
+"""
+import numpy as np
+
+
+def _check_joints(joints, joints_vis):
+    joints = np.asarray(joints, dtype=np.float64)
+    if joints.ndim != 2 or joints.shape[1] not in (2, 3):
+        raise ValueError(f"joints must have shape (J, 2) or (J, 3) as (x, y[, 0]), got {joints.shape}")
+    num_joints = joints.shape[0]
+    vis = np.asarray(joints_vis, dtype=np.float64)
+    if vis.shape == (num_joints,):
+        vis = vis[:, None]
+    if vis.ndim != 2 or vis.shape[0] != num_joints or vis.shape[1] not in (1, 2, 3):
+        raise ValueError(f"joints_vis must have shape ({num_joints},), ({num_joints}, 1) or "
+                         f"({num_joints}, 3), got {np.shape(joints_vis)}")
+    return joints[:, :2], vis[:, 0]
+
+
+def _size_pair(size, name):
+    arr = np.asarray(size)
+    if arr.shape != (2,) or np.any(arr <= 0):
+        raise ValueError(f"{name} must be a positive (width, height) pair, got {size!r}")
+    return int(arr[0]), int(arr[1])
+
+
+def _window_test(ul_x, ul_y, br_x, br_y, width, height):
+    """True where the window [ul, br) touches the map."""
+    return ~((ul_x >= width) | (ul_y >= height) | (br_x < 0) | (br_y < 0))
+
+
+def generate_heatmaps(joints, joints_vis, image_size, heatmap_size, sigma, unbiased=False):
+    """Heatmap targets for one person crop.
+
+    ``joints``: (J, 2) or (J, 3) in input-crop pixels; ``joints_vis``: (J,), (J, 1) or
+    (J, 3) (first column used, 0/1). ``image_size`` and ``heatmap_size`` are
+    ``(width, height)``; ``sigma`` is in heatmap pixels.
+
+    Default: HRNet's ``generate_target`` (gaussian). ``unbiased=True``: the joints are
+    converted to heatmap pixels by ``x * W_hm / W_img``, ``y * H_hm / H_img`` and encoded
+    with DarkPose's rule (``generate_heatmaps_from_hm_coords``).
+
+    Returns ``(heatmaps float32 [J, H_hm, W_hm], target_weight float32 [J, 1])``.
+    """
+    joints, vis = _check_joints(joints, joints_vis)
+    img_w, img_h = _size_pair(image_size, "image_size")
+    hm_w, hm_h = _size_pair(heatmap_size, "heatmap_size")
+    if not sigma > 0:
+        raise ValueError(f"sigma must be > 0 (heatmap pixels), got {sigma!r}")
+    if unbiased:
+        joints_hm = np.stack([joints[:, 0] * hm_w / img_w, joints[:, 1] * hm_h / img_h], axis=1)
+        return generate_heatmaps_from_hm_coords(joints_hm, vis, (hm_w, hm_h), sigma)
+
+    sigma = float(sigma)
+    num_joints = joints.shape[0]
+    tmp_size = sigma * 3
+    stride_x = img_w / hm_w
+    stride_y = img_h / hm_h
+    # int() of the reference truncates toward zero.
+    mu_x = np.trunc(joints[:, 0] / stride_x + 0.5)
+    mu_y = np.trunc(joints[:, 1] / stride_y + 0.5)
+    ul_x = np.trunc(mu_x - tmp_size)
+    ul_y = np.trunc(mu_y - tmp_size)
+    br_x = np.trunc(mu_x + tmp_size + 1)
+    br_y = np.trunc(mu_y + tmp_size + 1)
+    inside = _window_test(ul_x, ul_y, br_x, br_y, hm_w, hm_h)
+
+    weight = np.where(inside, vis, 0.0).astype(np.float32)
+    draw = inside & (weight > 0.5)
+
+    # The reference builds a (size x size) float32 window g[i, j] =
+    # exp(-((j - c)^2 + (i - c)^2) / (2 sigma^2)) with c = size // 2 and pastes g[y - ul_y, x - ul_x].
+    size = 2 * tmp_size + 1
+    g_len = int(np.ceil(size))
+    c = np.float32(size // 2)
+    xs = np.arange(hm_w, dtype=np.float64)
+    ys = np.arange(hm_h, dtype=np.float64)
+    gx = xs[None, :] - ul_x[:, None]          # (J, W): window column index
+    gy = ys[None, :] - ul_y[:, None]          # (J, H)
+    in_x = (gx >= 0) & (gx < g_len) & (xs[None, :] < br_x[:, None])
+    in_y = (gy >= 0) & (gy < g_len) & (ys[None, :] < br_y[:, None])
+    dx2 = (gx.astype(np.float32) - c) ** 2
+    dy2 = (gy.astype(np.float32) - c) ** 2
+    expo = -(dx2[:, None, :] + dy2[:, :, None]) / np.float32(2 * sigma ** 2)
+    mask = draw[:, None, None] & in_y[:, :, None] & in_x[:, None, :]
+    heatmaps = np.zeros((num_joints, hm_h, hm_w), dtype=np.float32)
+    heatmaps[mask] = np.exp(expo[mask].astype(np.float32))
+    return heatmaps, weight[:, None]
+
+
+def generate_heatmaps_from_hm_coords(joints_hm, joints_vis, heatmap_size, sigma):
+    """DarkPose (unbiased) targets from joints already in heatmap pixels.
+
+    ``joints_hm``: (J, 2) or (J, 3), sub-pixel (x, y) in heatmap pixels; ``joints_vis``:
+    (J,), (J, 1) or (J, 3); ``heatmap_size = (width, height)``; ``sigma`` in heatmap pixels.
+    A joint keeps its weight if the window ``[int(x - 3 sigma), int(x + 3 sigma + 1))`` (and
+    likewise in y) touches the map; if the weight is > 0.5 the whole map is
+    ``exp(-((X - x)^2 + (Y - y)^2) / (2 sigma^2))``, computed in float64 and stored float32.
+
+    Returns ``(heatmaps float32 [J, H_hm, W_hm], target_weight float32 [J, 1])``.
+    """
+    joints, vis = _check_joints(joints_hm, joints_vis)
+    hm_w, hm_h = _size_pair(heatmap_size, "heatmap_size")
+    if not sigma > 0:
+        raise ValueError(f"sigma must be > 0 (heatmap pixels), got {sigma!r}")
+    sigma = float(sigma)
+    tmp_size = sigma * 3
+    mu_x, mu_y = joints[:, 0], joints[:, 1]
+    inside = _window_test(np.trunc(mu_x - tmp_size), np.trunc(mu_y - tmp_size),
+                          np.trunc(mu_x + tmp_size + 1), np.trunc(mu_y + tmp_size + 1), hm_w, hm_h)
+    weight = np.where(inside, vis, 0.0).astype(np.float32)
+    draw = inside & (weight > 0.5)
+
+    xs = np.arange(hm_w, dtype=np.float32).astype(np.float64)
+    ys = np.arange(hm_h, dtype=np.float32).astype(np.float64)
+    dx2 = (xs[None, :] - mu_x[:, None]) ** 2
+    dy2 = (ys[None, :] - mu_y[:, None]) ** 2
+    maps = np.exp(-(dx2[:, None, :] + dy2[:, :, None]) / (2 * sigma ** 2))
+    heatmaps = np.where(draw[:, None, None], maps, 0.0).astype(np.float32)
+    return heatmaps, weight[:, None]

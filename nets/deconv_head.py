@@ -1,0 +1,36 @@
+"""SimpleBaseline head: stacked 4x4 stride-2 transposed convolutions, then 1x1 to the joints."""
+import torch.nn as nn
+
+
+class DeconvHead(nn.Module):
+    """``num_deconv`` x (ConvTranspose 4x4 s2 -> BN -> ReLU) then a 1x1 conv to ``num_joints`` maps.
+
+    Each deconv doubles the spatial size, so three of them turn a stride-32 feature map into a
+    stride-4 heatmap (64x48 for a 256x192 input). Initialised as the reference: deconv and final
+    weights N(0, 0.001), BN weight 1 / bias 0, final bias 0.
+    """
+
+    def __init__(self, in_channels, num_joints, channels=256, num_deconv=3):
+        super().__init__()
+        layers = []
+        for _ in range(num_deconv):
+            layers += [
+                nn.ConvTranspose2d(in_channels, channels, kernel_size=4, stride=2, padding=1,
+                                   output_padding=0, bias=False),
+                nn.BatchNorm2d(channels),
+                nn.ReLU(inplace=True),
+            ]
+            in_channels = channels
+        self.deconv_layers = nn.Sequential(*layers)
+        self.final_layer = nn.Conv2d(in_channels, num_joints, kernel_size=1)
+        for m in self.modules():
+            if isinstance(m, (nn.ConvTranspose2d, nn.Conv2d)):
+                nn.init.normal_(m.weight, std=0.001)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+
+    def forward(self, x):
+        return self.final_layer(self.deconv_layers(x))

@@ -1,0 +1,75 @@
+"""Loading ImageNet backbone weights: a local file, or torchvision's download cache.
+
+Downloads never hang: they run with a socket timeout, are refused outright when
+``TOPPOSE_OFFLINE=1`` (tests set it), and fail with a message that says where to get the file
+and which YAML key takes its local path.
+"""
+import os
+import socket
+
+import torch
+import torchvision
+
+TORCHVISION_WEIGHTS = {
+    "resnet18": torchvision.models.ResNet18_Weights.IMAGENET1K_V1,
+    "resnet34": torchvision.models.ResNet34_Weights.IMAGENET1K_V1,
+    "resnet50": torchvision.models.ResNet50_Weights.IMAGENET1K_V1,
+    "resnet101": torchvision.models.ResNet101_Weights.IMAGENET1K_V1,
+    "resnet152": torchvision.models.ResNet152_Weights.IMAGENET1K_V1,
+}
+DOWNLOAD_TIMEOUT_S = 30
+
+
+class PretrainedWeightsError(RuntimeError):
+    """Backbone weights could not be found, fetched or matched to the model."""
+
+
+def read_state_dict(path):
+    """State dict from a checkpoint file: bare, or under 'state_dict' / 'model'; 'module.' stripped."""
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # corrupt, truncated or not a torch file
+        raise PretrainedWeightsError(f"cannot read weights file '{path}': {e}") from None
+    for key in ("state_dict", "model"):
+        if isinstance(obj, dict) and isinstance(obj.get(key), dict):
+            obj = obj[key]
+    if not isinstance(obj, dict) or not obj:
+        raise PretrainedWeightsError(f"'{path}' holds no state dict")
+    return {k[len("module."):] if k.startswith("module.") else k: v for k, v in obj.items()}
+
+
+def imagenet_state_dict(name):
+    """torchvision's ImageNet weights for ``name``, from its cache or a bounded download."""
+    weights = TORCHVISION_WEIGHTS[name]
+    cached = os.path.join(torch.hub.get_dir(), "checkpoints", os.path.basename(weights.url))
+    if os.path.isfile(cached):
+        return read_state_dict(cached)
+    advice = (f"download {weights.url} on a machine with network and set model.pretrained to its "
+              f"local path (or put it at {cached})")
+    if os.environ.get("TOPPOSE_OFFLINE") == "1":
+        raise PretrainedWeightsError(f"ImageNet weights for {name} are not cached and TOPPOSE_OFFLINE=1 "
+                                     f"forbids downloading: {advice}")
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)
+    try:
+        return weights.get_state_dict(progress=True)
+    except Exception as e:  # URLError, timeouts, HTTP errors, partial files
+        raise PretrainedWeightsError(f"could not download ImageNet weights for {name} ({e}): {advice}") from None
+    finally:
+        socket.setdefaulttimeout(previous)
+
+
+def load_backbone_weights(backbone, name, spec):
+    """Load ``spec`` ('imagenet' or a file path) into ``backbone``; return the number of tensors loaded."""
+    state = imagenet_state_dict(name) if spec == "imagenet" else read_state_dict(spec)
+    own = backbone.state_dict()
+    matched = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    if not matched:
+        raise PretrainedWeightsError(f"no tensor of '{spec}' matches the {name} backbone "
+                                     f"(first keys: {list(state)[:3]})")
+    missing = [k for k in own if k not in matched]
+    if missing:
+        raise PretrainedWeightsError(f"'{spec}' lacks {len(missing)} {name} backbone tensors "
+                                     f"(e.g. {missing[:3]}); is it a {name} checkpoint?")
+    backbone.load_state_dict(matched)
+    return len(matched)

@@ -1,0 +1,54 @@
+"""Checkpoints written atomically: a temporary file in the same folder, fsync, then rename.
+
+An interrupted write therefore leaves the previous ``last.pth`` intact, never half a file.
+"""
+import json
+import os
+import tempfile
+
+import torch
+
+
+def atomic_write(path, write):
+    """Call ``write(file_object)`` on a temporary file beside ``path``, then move it into place."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp_", suffix=os.path.basename(path), dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def save_checkpoint(obj, path):
+    """``torch.save(obj)`` to ``path`` atomically."""
+    atomic_write(path, lambda f: torch.save(obj, f))
+
+
+def save_json(obj, path):
+    """JSON to ``path`` atomically (indented, for people to read)."""
+    atomic_write(path, lambda f: f.write(json.dumps(obj, indent=2).encode("utf-8")))
+
+
+def load_checkpoint(path, map_location="cpu"):
+    """Read a checkpoint written by ``save_checkpoint``; a clear error if it is unreadable."""
+    try:
+        return torch.load(path, map_location=map_location, weights_only=False)
+    except Exception as e:
+        raise RuntimeError(f"cannot read checkpoint '{path}': {e}. If it is damaged, delete it "
+                           f"(and set resume: false) to start again.") from None
+
+
+def model_weights(path, map_location="cpu"):
+    """Model state dict from a TopPose checkpoint (``model`` key) or a bare state dict."""
+    obj = load_checkpoint(path, map_location)
+    state = obj.get("model", obj) if isinstance(obj, dict) else obj
+    if not isinstance(state, dict):
+        raise RuntimeError(f"'{path}' holds no model weights")
+    return {k[len("module."):] if k.startswith("module.") else k: v for k, v in state.items()}

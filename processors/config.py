@@ -1,0 +1,389 @@
+"""Experiment configuration: every YAML key, its default and its check live here.
+
+``load_config(path)`` reads a YAML file, fills defaults, checks every value and returns a
+``Config`` (nested, attribute access: ``cfg.data.input_size``). Anything wrong — an unknown
+key, a wrong type, a bad value, a missing file — raises ``ConfigError`` naming the YAML file,
+the key path, its line and what was expected.
+
+Sizes in YAML are ``[height, width]``; code that needs OpenCV order uses ``Config`` helpers
+such as ``cfg.data.input_wh``.
+"""
+import difflib
+import os
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing, unknown, of the wrong type or out of range."""
+
+
+class Field:
+    """One YAML leaf: its kind, default and an optional extra check.
+
+    ``kind`` is one of ``str bool int float size ints floats path``; ``size`` is a
+    ``[height, width]`` pair of positive ints. ``check(value)`` returns an error text or None.
+    """
+
+    def __init__(self, kind, default, doc, choices=None, check=None, optional=False):
+        self.kind, self.default, self.doc = kind, default, doc
+        self.choices, self.check, self.optional = choices, check, optional
+
+
+def _positive(v):
+    return None if v > 0 else "a value > 0"
+
+
+def _non_negative(v):
+    return None if v >= 0 else "a value >= 0"
+
+
+def _probability(v):
+    return None if 0.0 <= v <= 1.0 else "a probability in [0, 1]"
+
+
+def _odd_kernel(v):
+    return None if v >= 3 and v % 2 == 1 else "an odd kernel size >= 3"
+
+
+AUGMENT = {
+    "flip": Field("bool", True, "random horizontal flip with the COCO left/right pairs"),
+    "scale_factor": Field("float", 0.35, "scale jitter: scale *= clip(1 + N(0, f), 1 - f, 1 + f)",
+                          check=_non_negative),
+    "rot_factor": Field("float", 45.0, "rotation jitter in degrees: clip(N(0, f), -2f, 2f)",
+                        check=_non_negative),
+    "rot_prob": Field("float", 0.6, "probability of applying the rotation", check=_probability),
+    "half_body_prob": Field("float", 0.3, "probability of the half-body crop", check=_probability),
+    "num_joints_half_body": Field("int", 8, "visible joints needed before half-body applies",
+                                  check=_non_negative),
+    "color_jitter": Field("bool", False, "random brightness / contrast / saturation"),
+    "color_jitter_strength": Field("float", 0.3, "maximum relative change of each colour factor",
+                                   check=_probability),
+}
+
+SYNTHETIC = {
+    "root": Field("str", "data/synthetic", "cache folder for the generated dataset"),
+    "num_train": Field("int", 1200, "training images", check=_positive),
+    "num_val": Field("int", 150, "validation images", check=_positive),
+    "image_size": Field("size", [256, 320], "[height, width] of the generated images"),
+    "seed": Field("int", 0, "generation seed (same seed, same dataset)"),
+}
+
+SCHEMA = {
+    "model_name": Field("str", "toppose", "name of the run: weights/<model_name>/ holds its files",
+                        check=lambda v: None if v and "/" not in v and v not in (".", "..")
+                        else "a non-empty name without '/'"),
+    "seed": Field("int", 0, "random seed for weights init, augmentation and shuffling"),
+    "output_dir": Field("str", "weights", "folder that receives <model_name>/"),
+    "resume": Field("bool", False, "continue from <output_dir>/<model_name>/last.pth"),
+    "gpus": Field("ints", [0], "CUDA device ids; [] or no CUDA means CPU; >1 id -> DataParallel",
+                  check=lambda v: None if all(g >= 0 for g in v) else "non-negative device ids"),
+    "data": {
+        "train_ann": Field("path", "", "COCO person-keypoints json of the training split"),
+        "train_img_root": Field("path", "", "folder of the training images", optional=True),
+        "val_ann": Field("path", "", "COCO person-keypoints json of the validation split"),
+        "val_img_root": Field("path", "", "folder of the validation images", optional=True),
+        "synthetic": SYNTHETIC,
+        "use_synthetic": Field("bool", False, "generate data.synthetic and use it instead of the paths"),
+        "input_size": Field("size", [256, 192], "network input [height, width]"),
+        "heatmap_size": Field("size", [64, 48], "heatmap [height, width]"),
+        "sigma": Field("float", 2.0, "Gaussian target sigma in heatmap pixels", check=_positive),
+        "unbiased": Field("bool", False, "DarkPose unbiased data processing (box centre, affine, "
+                                         "sub-pixel targets, back-projection) instead of HRNet's"),
+        "batch_size": Field("int", 32, "training images per step (all GPUs together)", check=_positive),
+        "num_workers": Field("int", 4, "DataLoader worker processes (0 = main process)",
+                             check=_non_negative),
+        "use_gt_bbox": Field("bool", True, "evaluate on ground-truth boxes (else data.det_file)"),
+        "det_file": Field("path", "", "COCO detection results json used when use_gt_bbox is false",
+                          optional=True),
+        "det_score_thresh": Field("float", 0.0, "drop detection boxes scoring below this",
+                                  check=_probability),
+        "augment": AUGMENT,
+        "debug": Field("bool", False, "save pictures of training crops with targets and of "
+                                      "validation predictions beside the weights"),
+    },
+    "model": {
+        "type": Field("str", "dconv", "head: dconv (SimpleBaseline deconvolution)", choices=("dconv",)),
+        "name": Field("str", "resnet50", "backbone",
+                      choices=("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")),
+        "num_joints": Field("int", 17, "number of keypoints", check=_positive),
+        "pretrained": Field("str", "", "backbone ImageNet weights: a local .pth path, 'imagenet' "
+                                       "(torchvision download/cache), or '' for random init"),
+        "reduction": Field("int", 16, "SE channel reduction (SE backbones)", check=_positive),
+        "deconv_channels": Field("int", 256, "channels of each deconv layer", check=_positive),
+        "num_deconv": Field("int", 3, "number of 4x4 stride-2 deconv layers", check=_positive),
+    },
+    "loss": {
+        "type": Field("str", "joints_mse", "heatmap loss", choices=("joints_mse",)),
+        "use_target_weight": Field("bool", True, "weight each joint by its target weight"),
+    },
+    "decoder": {
+        "type": Field("str", "gauss_taylor", "heatmap decoder", choices=("basic", "gauss_taylor")),
+        "kernel": Field("int", 11, "DARK blur kernel size", check=_odd_kernel),
+        "flip_test": Field("bool", True, "average with the flipped image's heatmaps"),
+        "shift_heatmap": Field("bool", True, "shift the flipped heatmaps one pixel right (HRNet)"),
+    },
+    "optim": {
+        "optimizer": Field("str", "adam", "optimizer", choices=("adam", "adamw", "sgd")),
+        "lr": Field("float", 1e-3, "base learning rate", check=_positive),
+        "weight_decay": Field("float", 0.0, "weight decay", check=_non_negative),
+        "momentum": Field("float", 0.9, "SGD momentum", check=_probability),
+        "epochs": Field("int", 210, "training epochs", check=_positive),
+        "milestones": Field("ints", [170, 200], "epochs at which MultiStepLR multiplies lr by gamma",
+                            check=lambda v: None if list(v) == sorted(set(v)) and all(m > 0 for m in v)
+                            else "strictly increasing positive epochs"),
+        "gamma": Field("float", 0.1, "MultiStepLR factor", check=_positive),
+        "cosine": Field("bool", False, "cosine annealing to lr * min_lr_ratio instead of milestones"),
+        "min_lr_ratio": Field("float", 0.01, "final lr / base lr of the cosine schedule",
+                              check=_probability),
+        "warmup": Field("int", 0, "linear warm-up iterations from lr * warmup_ratio",
+                        check=_non_negative),
+        "warmup_ratio": Field("float", 0.001, "lr factor at the first warm-up iteration",
+                              check=_probability),
+        "amp": Field("bool", False, "automatic mixed precision (torch.amp, CUDA only)"),
+        "ema": Field("bool", False, "keep an exponential moving average of the weights for eval"),
+        "ema_decay": Field("float", 0.9998, "EMA decay per step", check=_probability),
+        "sync_bn": Field("bool", False, "SyncBatchNorm (DDPProcessor only)"),
+        "grad_clip": Field("float", 0.0, "clip the gradient norm to this (0 = off)", check=_non_negative),
+    },
+    "val": {
+        "interval": Field("int", 1, "evaluate every N epochs (and after the last)", check=_positive),
+        "batch_size": Field("int", 64, "evaluation images per step", check=_positive),
+        "weight_path": Field("path", "", "evaluate these weights instead of training", optional=True),
+        "in_vis_thresh": Field("float", 0.2, "joint score threshold of the rescoring",
+                               check=_probability),
+        "oks_nms_thresh": Field("float", 0.9, "OKS-NMS threshold", check=_probability),
+    },
+}
+
+
+class Config:
+    """Nested, read-only view of a validated configuration (attribute access)."""
+
+    def __init__(self, values, path="<dict>"):
+        object.__setattr__(self, "_values", values)
+        object.__setattr__(self, "_path", path)
+
+    def __getattr__(self, name):
+        try:
+            value = self._values[name]
+        except KeyError:
+            raise AttributeError(f"config has no key '{name}'") from None
+        return Config(value, self._path) if isinstance(value, dict) else value
+
+    def __setattr__(self, name, value):
+        raise AttributeError("Config is read-only; edit the YAML file instead")
+
+    def __getitem__(self, name):
+        return getattr(self, name)
+
+    def __contains__(self, name):
+        return name in self._values
+
+    @property
+    def source(self):
+        """Path of the YAML file this configuration came from."""
+        return self._path
+
+    def to_dict(self):
+        """Deep copy as plain dicts and lists (for logs and checkpoints)."""
+        def copy(v):
+            if isinstance(v, dict):
+                return {k: copy(x) for k, x in v.items()}
+            return list(v) if isinstance(v, list) else v
+        return copy(self._values)
+
+    # OpenCV-order helpers: YAML sizes are [height, width].
+    @property
+    def input_wh(self):
+        return (self.input_size[1], self.input_size[0])
+
+    @property
+    def heatmap_wh(self):
+        return (self.heatmap_size[1], self.heatmap_size[0])
+
+
+def _line_map(text):
+    """Map dotted key paths to their 1-based line numbers in the YAML text."""
+    lines = {}
+
+    def walk(node, prefix):
+        if isinstance(node, yaml.MappingNode):
+            for key_node, value_node in node.value:
+                path = f"{prefix}.{key_node.value}" if prefix else str(key_node.value)
+                lines[path] = key_node.start_mark.line + 1
+                walk(value_node, path)
+
+    try:
+        walk(yaml.compose(text, Loader=yaml.SafeLoader), "")
+    except yaml.YAMLError:
+        pass
+    return lines
+
+
+class _Checker:
+    def __init__(self, path, lines):
+        self.path, self.lines = path, lines
+
+    def fail(self, key, message):
+        where = f"line {self.lines[key]}, " if key in self.lines else ""
+        raise ConfigError(f"{self.path}: {where}key '{key}': {message}")
+
+    def section(self, spec, raw, prefix):
+        if raw is None:
+            raw = {}
+        if not isinstance(raw, dict):
+            self.fail(prefix, f"expected a mapping of keys, got {type(raw).__name__} {raw!r}")
+        for key in raw:
+            if key not in spec:
+                close = difflib.get_close_matches(str(key), list(spec), n=1)
+                hint = f"; did you mean '{close[0]}'?" if close else f"; known keys: {', '.join(spec)}"
+                self.fail(_join(prefix, key), "unknown key" + hint)
+        out = {}
+        for key, sub in spec.items():
+            name = _join(prefix, key)
+            if isinstance(sub, dict):
+                out[key] = self.section(sub, raw.get(key), name)
+            else:
+                out[key] = self.leaf(sub, raw[key], name) if key in raw else _copy(sub.default)
+        return out
+
+    def leaf(self, field, value, key):
+        if value is None and field.optional:
+            return _copy(field.default)
+        value = self.coerce(field, value, key)
+        if field.choices is not None and value not in field.choices:
+            self.fail(key, f"expected one of {', '.join(map(repr, field.choices))}, got {value!r}")
+        if field.check is not None:
+            items = value if field.kind in ("ints", "floats", "size") else [value]
+            problem = field.check(value) if field.kind in ("ints", "floats") else next(
+                (p for p in map(field.check, items) if p), None)
+            if problem:
+                self.fail(key, f"expected {problem}, got {value!r}")
+        return value
+
+    def coerce(self, field, value, key):
+        kind = field.kind
+        if kind in ("str", "path"):
+            if not isinstance(value, str):
+                self.fail(key, f"expected a string, got {type(value).__name__} {value!r}")
+            return value
+        if kind == "bool":
+            if not isinstance(value, bool):
+                self.fail(key, f"expected true or false, got {value!r}")
+            return value
+        if kind == "int":
+            if isinstance(value, bool) or not isinstance(value, int):
+                self.fail(key, f"expected an integer, got {type(value).__name__} {value!r}")
+            return value
+        if kind == "float":
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                self.fail(key, f"expected a number, got {type(value).__name__} {value!r}")
+            return float(value)
+        if kind in ("ints", "floats", "size"):
+            number = float if kind == "floats" else int
+            ok_item = (lambda x: isinstance(x, (int, float)) and not isinstance(x, bool)) \
+                if kind == "floats" else (lambda x: isinstance(x, int) and not isinstance(x, bool))
+            if not isinstance(value, list) or not all(ok_item(x) for x in value):
+                what = "numbers" if kind == "floats" else "integers"
+                self.fail(key, f"expected a list of {what}, got {value!r}")
+            if kind == "size" and (len(value) != 2 or min(value) <= 0):
+                self.fail(key, f"expected [height, width] as two positive integers, got {value!r}")
+            return [number(x) for x in value]
+        raise AssertionError(f"unknown field kind {kind}")
+
+
+def _join(prefix, key):
+    return f"{prefix}.{key}" if prefix else str(key)
+
+
+def _copy(v):
+    return list(v) if isinstance(v, list) else v
+
+
+def _check_consistency(values, checker):
+    """Checks that involve several keys or the file system."""
+    data, optim = values["data"], values["optim"]
+    ih, iw = data["input_size"]
+    hh, hw = data["heatmap_size"]
+    if ih * hw != iw * hh:
+        checker.fail("data.heatmap_size", f"expected the aspect ratio of data.input_size {[ih, iw]} "
+                                          f"(e.g. {[ih // 4, iw // 4]}), got {[hh, hw]}")
+    if values["model"]["type"] == "dconv":
+        stride = 32 // 2 ** values["model"]["num_deconv"]
+        if stride < 1 or ih % 32 or iw % 32 or [hh, hw] != [ih // stride, iw // stride]:
+            checker.fail("data.heatmap_size",
+                         f"the dconv model outputs input_size / {stride if stride >= 1 else '?'} "
+                         f"with {values['model']['num_deconv']} deconv layers and needs input sides "
+                         f"divisible by 32; got input {[ih, iw]} and heatmap {[hh, hw]}")
+    if not data["use_synthetic"]:
+        for key in ("train_ann", "val_ann"):
+            _require_file(checker, f"data.{key}", data[key])
+        for key in ("train_img_root", "val_img_root"):
+            _require_dir(checker, f"data.{key}", data[key])
+    if not data["use_gt_bbox"]:
+        _require_file(checker, "data.det_file", data["det_file"], "a COCO detection results json "
+                      "(needed because data.use_gt_bbox is false)")
+    if values["val"]["weight_path"]:
+        _require_file(checker, "val.weight_path", values["val"]["weight_path"])
+    pretrained = values["model"]["pretrained"]
+    if pretrained not in ("", "imagenet"):
+        _require_file(checker, "model.pretrained", pretrained,
+                      "a local weights file, 'imagenet' or ''")
+    if optim["milestones"] and not optim["cosine"] and optim["milestones"][-1] > optim["epochs"]:
+        checker.fail("optim.milestones", f"milestones beyond optim.epochs ({optim['epochs']}) never "
+                                         f"take effect; got {optim['milestones']}")
+
+
+def _require_file(checker, key, path, what="an existing file"):
+    if not path or not os.path.isfile(path):
+        checker.fail(key, f"expected {what}; '{path}' does not exist (relative paths are read "
+                          f"from the working directory {os.getcwd()})")
+
+
+def _require_dir(checker, key, path):
+    if not path or not os.path.isdir(path):
+        checker.fail(key, f"expected an existing folder; '{path}' does not exist (relative paths "
+                          f"are read from the working directory {os.getcwd()})")
+
+
+def validate(raw, source="<dict>", lines=None):
+    """Check a raw nested dict against the schema; return a ``Config``."""
+    checker = _Checker(source, lines or {})
+    values = checker.section(SCHEMA, raw, "")
+    _check_consistency(values, checker)
+    return Config(values, source)
+
+
+def load_config(path):
+    """Read, fill in and check a YAML experiment file; return its ``Config``.
+
+    Raises ``ConfigError`` (naming the file, key path and line) on anything wrong.
+    """
+    if not os.path.isfile(path):
+        raise ConfigError(f"{path}: config file not found (working directory {os.getcwd()})")
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML: {e}") from None
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of keys at the top level, got {type(raw).__name__}")
+    return validate(raw, path, _line_map(text))
+
+
+def with_overrides(cfg, **sections):
+    """Return a new Config with some values replaced, e.g. ``with_overrides(cfg, data={...})``.
+
+    Used for derived settings (generated dataset paths); the result is validated again.
+    """
+    values = cfg.to_dict()
+    for section, updates in sections.items():
+        if isinstance(updates, dict):
+            values[section].update(updates)
+        else:
+            values[section] = updates
+    return validate(values, cfg.source)
