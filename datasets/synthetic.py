@@ -23,6 +23,7 @@ import numpy as np
 from tqdm import tqdm
 
 from datasets.coco_meta import KEYPOINT_NAMES, NUM_JOINTS, SKELETON
+from datasets.draw import draw_skeleton, tile, write_image
 from datasets.synthetic_draw import draw_background, draw_clutter, draw_occluder, paint_figure, sample_figure
 
 GENERATOR_VERSION = 1
@@ -250,30 +251,9 @@ def make_synthetic_coco(root, num_train=2000, num_val=200, image_size=(320, 256)
     return _paths(root)
 
 
-def draw_annotations(image, anns, scale=2):
-    """Upscale a BGR image by ``scale`` and draw COCO keypoint annotations on it: skeleton lines
-    in yellow, the person's left joints green, right joints magenta, nose white; occluded (v=1)
-    joints as hollow circles; the bbox in grey. Returns the new image."""
-    out = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST)
-    for ann in anns:
-        kps = np.array(ann["keypoints"], np.float64).reshape(-1, 3)
-        pts = [(int(round(x * scale + (scale - 1) / 2)), int(round(y * scale + (scale - 1) / 2)))
-               for x, y, _ in kps]
-        x, y, w, h = ann["bbox"]
-        cv2.rectangle(out, (int(x * scale), int(y * scale)), (int((x + w) * scale) - 1, int((y + h) * scale) - 1),
-                      (160, 160, 160), 1)
-        for a, b in SKELETON:
-            if kps[a, 2] > 0 and kps[b, 2] > 0:
-                cv2.line(out, pts[a], pts[b], (0, 230, 230), 1, cv2.LINE_AA)
-        for i, (_, _, v) in enumerate(kps):
-            if v > 0:
-                colour = (255, 255, 255) if i == 0 else (0, 220, 0) if i % 2 == 1 else (255, 0, 255)
-                cv2.circle(out, pts[i], 3, colour, -1 if v == 2 else 1, cv2.LINE_AA)
-    return out
-
-
-def write_preview(ann_path, image_dir, out_path, max_images=8, columns=4):
-    """Write a grid PNG of the first ``max_images`` images of a split with their annotations drawn."""
+def write_preview(ann_path, image_dir, out_path, max_images=8, columns=4, scale=2):
+    """Write a grid PNG of the first ``max_images`` images of a split with their annotations drawn
+    (left joints green, right magenta, occluded ones hollow; shown ``scale`` times larger)."""
     with open(ann_path) as f:
         coco = json.load(f)
     by_image = {}
@@ -284,14 +264,13 @@ def write_preview(ann_path, image_dir, out_path, max_images=8, columns=4):
         image = cv2.imread(os.path.join(image_dir, info["file_name"]))
         if image is None:
             raise FileNotFoundError(f"preview: cannot read {os.path.join(image_dir, info['file_name'])}")
-        tiles.append(draw_annotations(image, by_image.get(info["id"], [])))
+        image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST)
+        for ann in by_image.get(info["id"], []):
+            draw_skeleton(image, np.reshape(ann["keypoints"], (-1, 3)), scale=scale, box=ann["bbox"])
+        tiles.append(image)
     if not tiles:
         raise ValueError(f"preview: {ann_path} has no images")
-    blank = np.zeros_like(tiles[0])
-    tiles += [blank] * (-len(tiles) % columns)
-    rows = [np.concatenate(tiles[i:i + columns], 1) for i in range(0, len(tiles), columns)]
-    if not cv2.imwrite(out_path, np.concatenate(rows, 0)):
-        raise OSError(f"preview: cannot write {out_path}")
+    write_image(out_path, tile(tiles, columns))
 
 
 def main(argv=None):

@@ -31,6 +31,20 @@ def _as_pair(value, name):
     return arr
 
 
+def _aspect_fixed_scale(w, h, aspect_ratio, pixel_std):
+    """Grow ``w`` or ``h`` to ``aspect_ratio`` (width / height); float32 ``[w, h] / pixel_std``.
+
+    The arithmetic follows the dtype of ``w``/``h`` (float64 for boxes, float32 for half-body
+    joints), as the reference does, so results stay bit-identical to it.
+    """
+    aspect_ratio = float(aspect_ratio)
+    if w > aspect_ratio * h:
+        h = w * 1.0 / aspect_ratio
+    elif w < aspect_ratio * h:
+        w = h * aspect_ratio
+    return np.array([w * 1.0 / pixel_std, h * 1.0 / pixel_std], dtype=np.float32)
+
+
 def box_to_center_scale(box_xywh, aspect_ratio, padding=1.25, pixel_std=PIXEL_STD, unbiased=False):
     """Convert a box ``[x, y, w, h]`` (image pixels) to ``(center, scale)``.
 
@@ -56,14 +70,7 @@ def box_to_center_scale(box_xywh, aspect_ratio, padding=1.25, pixel_std=PIXEL_ST
     else:
         center[0] = x + w * 0.5
         center[1] = y + h * 0.5
-    aspect_ratio = float(aspect_ratio)
-    if w > aspect_ratio * h:
-        h = w * 1.0 / aspect_ratio
-    elif w < aspect_ratio * h:
-        w = h * aspect_ratio
-    scale = np.array([w * 1.0 / pixel_std, h * 1.0 / pixel_std], dtype=np.float32)
-    scale = scale * np.float32(padding)
-    return center, scale
+    return center, _aspect_fixed_scale(w, h, aspect_ratio, pixel_std) * np.float32(padding)
 
 
 def clean_bbox(box_xywh, image_wh, unbiased=False, area=None):
@@ -228,13 +235,7 @@ def half_body_center_scale(joints, joints_vis, aspect_ratio, upper_body_ids, rng
     right_bottom = selected.max(axis=0)
     w = right_bottom[0] - left_top[0]
     h = right_bottom[1] - left_top[1]
-    aspect_ratio = float(aspect_ratio)
-    if w > aspect_ratio * h:
-        h = w * 1.0 / aspect_ratio
-    elif w < aspect_ratio * h:
-        w = h * aspect_ratio
-    scale = np.array([w * 1.0 / pixel_std, h * 1.0 / pixel_std], dtype=np.float32)
-    return center.astype(np.float32), scale * np.float32(1.5)
+    return center.astype(np.float32), _aspect_fixed_scale(w, h, aspect_ratio, pixel_std) * np.float32(1.5)
 
 
 def crop_image(image, center, scale, rot, output_size, unbiased=False):

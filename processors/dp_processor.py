@@ -7,26 +7,25 @@ schedule, trains with a tqdm bar, evaluates every ``val.interval`` epochs and ke
 json of the latest evaluation. With ``val.weight_path`` set it only evaluates those weights.
 """
 import logging
-import math
 import os
 import shutil
 import sys
 import time
 
-import numpy as np
 import torch
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader, get_worker_info
 from tqdm import tqdm
 
 from datasets.coco import COCOKeypoints
+from datasets.draw import batch_picture, write_image
 from losses import build_loss
 from nets import build_model
 
 from .checkpoint import load_checkpoint, model_weights, save_checkpoint, save_json
 from .coco_eval import format_stats_table
 from .config import ConfigError, load_config, with_overrides
-from .evaluator import evaluate_predictions, predict
+from .evaluator import evaluate_predictions, predict, prediction_picture
 from .plots import save_curves
 from .schedule import build_scheduler
 
@@ -41,6 +40,16 @@ OPTIMIZERS = {
 def _seed_worker(_):
     info = get_worker_info()
     info.dataset.set_epoch_seed(info.seed % 2 ** 63)
+
+
+def _tensorboard(folder, log):
+    """A TensorBoard SummaryWriter, or None (with a note) when tensorboard is not installed."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError as e:
+        log.info(f"TensorBoard logging off ({e})")
+        return None
+    return SummaryWriter(folder)
 
 
 def make_logger(log_path):
@@ -92,6 +101,7 @@ class DPProcessor:
         self.optimizer = OPTIMIZERS[cfg.optim.optimizer](self.model.parameters(), cfg.optim)
         self.scheduler = build_scheduler(self.optimizer, len(self.train_loader), cfg.optim)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
+        self.tb = _tensorboard(os.path.join(self.out_dir, "tb"), self.log)
         self.ema = None
         if cfg.optim.ema:
             self.ema = AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(cfg.optim.ema_decay),
@@ -137,11 +147,16 @@ class DPProcessor:
     def _archive_previous_run(self):
         """Keep a previous run's files (resume is off) under archive/<time>/ instead of overwriting."""
         names = [n for n in ("last.pth", "best.pth", "metrics.json", "curves.png", "train.log",
-                             "val_results.json") if os.path.exists(os.path.join(self.out_dir, n))]
+                             "val_results.json", "val_preview.jpg", "tb") if os.path.exists(os.path.join(self.out_dir, n))]
         if not names:
             return
-        dest = os.path.join(self.out_dir, "archive", time.strftime("%Y%m%d-%H%M%S"))
-        os.makedirs(dest, exist_ok=True)
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        dest = os.path.join(self.out_dir, "archive", stamp)
+        for n in range(1, 1000):
+            if not os.path.exists(dest):
+                break
+            dest = os.path.join(self.out_dir, "archive", f"{stamp}-{n}")
+        os.makedirs(dest)
         for n in names:
             shutil.move(os.path.join(self.out_dir, n), os.path.join(dest, n))
         print(f"resume is false: the previous run's files were moved to {dest}")
@@ -161,8 +176,8 @@ class DPProcessor:
         self.scaler.load_state_dict(ckpt["scaler"])
         if self.ema is not None and ckpt.get("ema"):
             self.ema.load_state_dict(ckpt["ema"])
-        self.start_epoch, self.best_ap, self.history = ckpt["epoch"] + 1, ckpt["best_ap"], ckpt["history"]
-        self.log.info(f"resumed from {path}: epoch {self.start_epoch}, best AP {self.best_ap:.4f}")
+        self.start_epoch, self.best_ap, self.history = ckpt["epoch"], ckpt["best_ap"], ckpt["history"]
+        self.log.info(f"resumed from {path} after epoch {self.start_epoch}, best AP {self.best_ap:.4f}")
 
     # ------------------------------------------------------------------- run
     def run(self):
@@ -178,15 +193,21 @@ class DPProcessor:
             self._resume()
         epochs, best = self.cfg.optim.epochs, None
         started = time.time()
-        for epoch in range(self.start_epoch, epochs):
+        for epoch in range(self.start_epoch + 1, epochs + 1):  # 1-based, as printed
             t0 = time.time()
             loss = self.train_one_epoch(epoch)
             record = {"epoch": epoch, "loss": loss, "lr": self.optimizer.param_groups[0]["lr"],
                       "train_s": round(time.time() - t0, 1)}
-            if (epoch + 1) % self.cfg.val.interval == 0 or epoch + 1 == epochs:
+            if epoch % self.cfg.val.interval == 0 or epoch == epochs:
                 record["stats"] = self.evaluate(tag=f"epoch {epoch}")
+                if self.tb is not None:
+                    for name, value in record["stats"].items():
+                        self.tb.add_scalar(f"val/{name}", value, epoch)
+                    self.tb.flush()
             self.history.append(record)
             self._save(epoch, record)
+        if self.tb is not None:
+            self.tb.close()
         best = max((h for h in self.history if h.get("stats")), key=lambda h: h["stats"]["AP"], default=None)
         if best is not None:
             self.log.info(f"done in {time.time() - started:.0f} s; best AP {best['stats']['AP']:.4f} at epoch "
@@ -195,15 +216,17 @@ class DPProcessor:
         return best["stats"] if best else None
 
     def train_one_epoch(self, epoch):
-        """One pass over the training set; returns the mean loss."""
+        """One pass over the training set (``epoch`` counts from 1); returns the mean loss."""
         self.net.train()
         self.train_set.set_epoch_seed([self.cfg.seed, epoch])
         self.loader_gen.manual_seed(self.cfg.seed * 1000003 + epoch)
         interactive = sys.stderr.isatty()
-        bar = tqdm(self.train_loader, desc=f"epoch {epoch + 1}/{self.cfg.optim.epochs}",
+        bar = tqdm(self.train_loader, desc=f"epoch {epoch}/{self.cfg.optim.epochs}",
                    dynamic_ncols=True, mininterval=0.5 if interactive else 30)
         total, count = 0.0, 0
         for it, (images, target, weight, _) in enumerate(bar):
+            if it == 0 and self.cfg.data.debug:
+                self._debug_picture(images, target, weight, epoch)
             images = images.to(self.device, non_blocking=True)
             target = target.to(self.device, non_blocking=True)
             weight = weight.to(self.device, non_blocking=True)
@@ -212,7 +235,7 @@ class DPProcessor:
             loss = self.loss_fn(output, target, weight)
             if not torch.isfinite(loss):
                 raise FloatingPointError(
-                    f"loss is {loss.item()} at epoch {epoch + 1}, iteration {it}: training stopped; "
+                    f"loss is {loss.item()} at epoch {epoch}, iteration {it}: training stopped; "
                     f"{os.path.join(self.out_dir, 'last.pth')} holds the last good epoch. Lower optim.lr, "
                     f"set optim.grad_clip or check the data, then resume.")
             self.optimizer.zero_grad(set_to_none=True)
@@ -227,12 +250,25 @@ class DPProcessor:
                 self.ema.update_parameters(self.model)
             total += loss.item() * len(images)
             count += len(images)
-            bar.set_postfix(loss=f"{total / count:.3e}", lr=f"{self.optimizer.param_groups[0]['lr']:.2e}")
+            if self.tb is not None and it % 20 == 0:
+                step = (epoch - 1) * len(self.train_loader) + it
+                self.tb.add_scalar("train/loss", loss.item(), step)
+                self.tb.add_scalar("train/lr", self.optimizer.param_groups[0]["lr"], step)
+            bar.set_postfix(loss=f"{total / count:.3e}", lr=f"{self.optimizer.param_groups[0]['lr']:.2e}", refresh=False)
         bar.close()
         mean = total / max(count, 1)
-        self.log.info(f"epoch {epoch + 1}/{self.cfg.optim.epochs}: loss {mean:.4e}, "
+        self.log.info(f"epoch {epoch}/{self.cfg.optim.epochs}: loss {mean:.4e}, "
                       f"lr {self.optimizer.param_groups[0]['lr']:.3e}, {bar.format_dict['elapsed']:.0f} s")
         return mean
+
+    def _debug_picture(self, images, target, weight, epoch):
+        """data.debug: the first training batch of the epoch with its target peaks drawn."""
+        b, j, h, w = target.shape
+        flat = target.reshape(b, j, -1).argmax(-1)
+        stride = images.shape[-1] / w
+        kps = torch.stack([(flat % w) * stride, (flat // w) * stride, weight[..., 0]], dim=-1)
+        path = os.path.join(self.out_dir, f"debug_train_epoch{epoch}.jpg")
+        write_image(path, batch_picture(images, kps.numpy()))
 
     def evaluate(self, tag="eval"):
         """COCO keypoint evaluation of the current (or EMA) weights on the validation set."""
@@ -240,8 +276,11 @@ class DPProcessor:
         t0 = time.time()
         pred = predict(model, self.val_loader, self.cfg.decoder, self.val_set.heatmap_wh, self.device,
                        unbiased=self.cfg.data.unbiased, amp=self.amp, desc=f"eval {tag}")
-        stats, _ = evaluate_predictions(pred, self.val_set.coco, self.cfg.val,
-                                        results_path=os.path.join(self.out_dir, "val_results.json"))
+        stats, results = evaluate_predictions(pred, self.val_set.coco, self.cfg.val,
+                                              results_path=os.path.join(self.out_dir, "val_results.json"))
+        picture = prediction_picture(self.val_set.coco, self.cfg.data.val_img_root, results)
+        if picture is not None:
+            write_image(os.path.join(self.out_dir, "val_preview.jpg"), picture)
         self.log.info(f"evaluation ({tag}, {time.time() - t0:.0f} s, {len(pred['image_ids'])} instances):\n"
                       + format_stats_table(stats))
         return stats

@@ -1,0 +1,70 @@
+"""Pictures of keypoints: skeleton overlays and image grids (BGR uint8, OpenCV drawing)."""
+import cv2
+import numpy as np
+
+from .coco_meta import SKELETON
+
+LEFT, RIGHT, CENTRE, LIMB = (0, 220, 0), (255, 0, 255), (255, 255, 255), (0, 230, 230)
+
+
+def draw_skeleton(image, keypoints, thresh=0.0, scale=1.0, radius=3, box=None, label=None):
+    """Draw one person on ``image`` (BGR uint8, modified in place and returned).
+
+    ``keypoints`` (J, 3): x, y in pixels of ``image`` before ``scale``, and a visibility or a
+    score; joints with a third value ``<= thresh`` are skipped. Left joints (odd COCO ids) are
+    green, right ones magenta, the nose white; a visibility of exactly 1 (COCO "occluded") is
+    drawn hollow. ``box`` (x, y, w, h) and ``label`` text are optional.
+    """
+    kps = np.asarray(keypoints, np.float64).reshape(-1, 3)
+    pts = [(int(round(x * scale + (scale - 1) / 2)), int(round(y * scale + (scale - 1) / 2)))
+           for x, y, _ in kps]
+    show = kps[:, 2] > thresh
+    if box is not None:
+        x, y, w, h = (float(v) * scale for v in box)
+        cv2.rectangle(image, (int(x), int(y)), (int(x + w) - 1, int(y + h) - 1), (160, 160, 160), 1)
+        if label:
+            cv2.putText(image, label, (int(x), max(10, int(y) - 3)), cv2.FONT_HERSHEY_SIMPLEX, 0.4,
+                        (255, 255, 255), 1, cv2.LINE_AA)
+    for a, b in SKELETON:
+        if a < len(kps) and b < len(kps) and show[a] and show[b]:
+            cv2.line(image, pts[a], pts[b], LIMB, 1, cv2.LINE_AA)
+    for i in np.flatnonzero(show):
+        colour = CENTRE if i == 0 else LEFT if i % 2 == 1 else RIGHT
+        cv2.circle(image, pts[i], radius, colour, 1 if kps[i, 2] == 1 else -1, cv2.LINE_AA)
+    return image
+
+
+def tile(images, columns=4):
+    """Grid of BGR images (padded to the largest tile, black fill)."""
+    if not images:
+        raise ValueError("tile: no images")
+    h = max(im.shape[0] for im in images)
+    w = max(im.shape[1] for im in images)
+    padded = [cv2.copyMakeBorder(im, 0, h - im.shape[0], 0, w - im.shape[1], cv2.BORDER_CONSTANT)
+              for im in images]
+    padded += [np.zeros_like(padded[0])] * (-len(padded) % columns)
+    rows = [np.concatenate(padded[i:i + columns], 1) for i in range(0, len(padded), columns)]
+    return np.concatenate(rows, 0)
+
+
+def write_image(path, image):
+    """``cv2.imwrite`` that raises instead of returning False."""
+    if not cv2.imwrite(str(path), image):
+        raise OSError(f"cannot write picture {path}")
+
+
+def batch_picture(images, keypoints, thresh=0.0, scale=2, columns=8, max_items=16):
+    """Grid of network inputs with keypoints drawn.
+
+    ``images`` [B, 3, H, W] normalised tensors or arrays (as the dataset returns them),
+    ``keypoints`` [B, J, 3] in input pixels with a visibility / score column.
+    """
+    from .coco import IMAGENET_MEAN, IMAGENET_STD
+    images = np.asarray(images[:max_items], np.float32).transpose(0, 2, 3, 1)
+    tiles = []
+    for image, kps in zip(images, np.asarray(keypoints)[:max_items]):
+        rgb = np.clip((image * IMAGENET_STD + IMAGENET_MEAN) * 255, 0, 255).astype(np.uint8)
+        big = cv2.resize(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), None, fx=scale, fy=scale,
+                         interpolation=cv2.INTER_NEAREST)
+        tiles.append(draw_skeleton(big, kps, thresh=thresh, scale=scale, radius=2))
+    return tile(tiles, columns)
