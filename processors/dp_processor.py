@@ -97,12 +97,14 @@ class DPProcessor:
         self.log.info(f"model {cfg.model.type}/{cfg.model.name}: "
                       f"{sum(p.numel() for p in self.model.parameters()) / 1e6:.2f} M parameters on {self.device}"
                       f"{f' (DataParallel over GPUs {cfg.gpus})' if self.net is not self.model else ''}")
+        self.ema = None
+        if cfg.val.weight_path:  # evaluation only: no training state
+            return
         self.loss_fn = build_loss(cfg.loss)
         self.optimizer = OPTIMIZERS[cfg.optim.optimizer](self.model.parameters(), cfg.optim)
         self.scheduler = build_scheduler(self.optimizer, len(self.train_loader), cfg.optim)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
         self.tb = _tensorboard(os.path.join(self.out_dir, "tb"), self.log)
-        self.ema = None
         if cfg.optim.ema:
             self.ema = AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(cfg.optim.ema_decay),
                                      use_buffers=True)
@@ -129,20 +131,22 @@ class DPProcessor:
                 "train_ann": paths["train_ann"], "train_img_root": paths["train_images"],
                 "val_ann": paths["val_ann"], "val_img_root": paths["val_images"]})
         d = cfg.data
-        self.train_set = COCOKeypoints(d.train_ann, d.train_img_root, d, train=True, seed=cfg.seed)
+        pin = self.device.type == "cuda"
         det_file = None if d.use_gt_bbox else d.det_file
         self.val_set = COCOKeypoints(d.val_ann, d.val_img_root, d, train=False, det_file=det_file)
-        pin = self.device.type == "cuda"
+        self.val_loader = DataLoader(self.val_set, batch_size=cfg.val.batch_size, shuffle=False,
+                                     num_workers=d.num_workers, pin_memory=pin)
+        self.log.info(f"validation: {len(self.val_set)} instances of {d.val_ann} "
+                      f"({'GT boxes' if d.use_gt_bbox else d.det_file})")
+        if cfg.val.weight_path:
+            return
+        self.train_set = COCOKeypoints(d.train_ann, d.train_img_root, d, train=True, seed=cfg.seed)
         self.loader_gen = torch.Generator()
         self.train_loader = DataLoader(
             self.train_set, batch_size=d.batch_size, shuffle=True, num_workers=d.num_workers,
             pin_memory=pin, drop_last=len(self.train_set) >= 2 * d.batch_size,
             generator=self.loader_gen, worker_init_fn=_seed_worker, persistent_workers=False)
-        self.val_loader = DataLoader(self.val_set, batch_size=cfg.val.batch_size, shuffle=False,
-                                     num_workers=d.num_workers, pin_memory=pin)
-        self.log.info(f"data: {len(self.train_set)} training instances ({d.train_ann}), "
-                      f"{len(self.val_set)} validation instances "
-                      f"({'GT boxes' if d.use_gt_bbox else d.det_file})")
+        self.log.info(f"training: {len(self.train_set)} instances of {d.train_ann}")
 
     def _archive_previous_run(self):
         """Keep a previous run's files (resume is off) under archive/<time>/ instead of overwriting."""
@@ -195,8 +199,8 @@ class DPProcessor:
         started = time.time()
         for epoch in range(self.start_epoch + 1, epochs + 1):  # 1-based, as printed
             t0 = time.time()
-            loss = self.train_one_epoch(epoch)
-            record = {"epoch": epoch, "loss": loss, "lr": self.optimizer.param_groups[0]["lr"],
+            loss, lr = self.train_one_epoch(epoch)
+            record = {"epoch": epoch, "loss": loss, "lr": lr,
                       "train_s": round(time.time() - t0, 1)}
             if epoch % self.cfg.val.interval == 0 or epoch == epochs:
                 record["stats"] = self.evaluate(tag=f"epoch {epoch}")
@@ -216,7 +220,7 @@ class DPProcessor:
         return best["stats"] if best else None
 
     def train_one_epoch(self, epoch):
-        """One pass over the training set (``epoch`` counts from 1); returns the mean loss."""
+        """One pass over the training set (``epoch`` counts from 1); returns (mean loss, last lr used)."""
         self.net.train()
         self.train_set.set_epoch_seed([self.cfg.seed, epoch])
         self.loader_gen.manual_seed(self.cfg.seed * 1000003 + epoch)
@@ -245,6 +249,7 @@ class DPProcessor:
                 torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.optim.grad_clip)
             self.scaler.step(self.optimizer)
             self.scaler.update()
+            lr = self.optimizer.param_groups[0]["lr"]
             self.scheduler.step()
             if self.ema is not None:
                 self.ema.update_parameters(self.model)
@@ -253,13 +258,13 @@ class DPProcessor:
             if self.tb is not None and it % 20 == 0:
                 step = (epoch - 1) * len(self.train_loader) + it
                 self.tb.add_scalar("train/loss", loss.item(), step)
-                self.tb.add_scalar("train/lr", self.optimizer.param_groups[0]["lr"], step)
-            bar.set_postfix(loss=f"{total / count:.3e}", lr=f"{self.optimizer.param_groups[0]['lr']:.2e}", refresh=False)
+                self.tb.add_scalar("train/lr", lr, step)
+            bar.set_postfix(loss=f"{total / count:.3e}", lr=f"{lr:.2e}", refresh=False)
         bar.close()
         mean = total / max(count, 1)
-        self.log.info(f"epoch {epoch}/{self.cfg.optim.epochs}: loss {mean:.4e}, "
-                      f"lr {self.optimizer.param_groups[0]['lr']:.3e}, {bar.format_dict['elapsed']:.0f} s")
-        return mean
+        self.log.info(f"epoch {epoch}/{self.cfg.optim.epochs}: loss {mean:.4e}, lr {lr:.3e}, "
+                      f"{bar.format_dict['elapsed']:.0f} s")
+        return mean, lr
 
     def _debug_picture(self, images, target, weight, epoch):
         """data.debug: the first training batch of the epoch with its target peaks drawn."""

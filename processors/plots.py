@@ -14,7 +14,7 @@ def save_curves(history, path):
     axes[0].plot(epochs, [h["loss"] for h in history], marker="o", ms=3)
     axes[0].set(title="training loss", xlabel="epoch", yscale="log")
     axes[1].plot(epochs, [h["lr"] for h in history], marker="o", ms=3)
-    axes[1].set(title="learning rate (end of epoch)", xlabel="epoch")
+    axes[1].set(title="learning rate (last step of the epoch)", xlabel="epoch")
     evals = [h for h in history if h.get("stats")]
     for name in ("AP", "AP .5", "AR"):
         axes[2].plot([h["epoch"] for h in evals], [h["stats"][name] for h in evals], marker="o", ms=3,

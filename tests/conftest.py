@@ -13,19 +13,20 @@ if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
 
+def _shared(name, what):
+    path = SHARED_DIR / name
+    if not path.is_dir():
+        pytest.skip(f"{what} not found at {path} (expected ../shared/{name} next to the repo)")
+    return path
+
+
 @pytest.fixture(scope="session")
 def vectors_dir():
     """``../shared/vectors`` (reference HRNet / DarkPose test vectors); skips when absent."""
-    path = SHARED_DIR / "vectors"
-    if not path.is_dir():
-        pytest.skip(f"reference vectors not found at {path} (expected ../shared/vectors next to the repo)")
-    return path
+    return _shared("vectors", "reference vectors")
 
 
 @pytest.fixture(scope="session")
 def shared_data_dir():
     """``../shared/data`` (COCO-MINI and other shared data); skips when absent."""
-    path = SHARED_DIR / "data"
-    if not path.is_dir():
-        pytest.skip(f"shared data not found at {path} (expected ../shared/data next to the repo)")
-    return path
+    return _shared("data", "shared data")

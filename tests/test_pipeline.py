@@ -24,10 +24,11 @@ def synthetic(tmp_path_factory):
                                progress=False, workers=1)
 
 
-def oracle_ap(paths, method, unbiased):
+def oracle_ap(paths, method, unbiased, input_size=(128, 96)):
     """Ground-truth heatmaps of the val split as the 'model output', through the whole evaluation."""
     raw = {"data": {"train_ann": paths["val_ann"], "train_img_root": paths["val_images"],
-                    "val_ann": paths["val_ann"], "val_img_root": paths["val_images"], "unbiased": unbiased}}
+                    "val_ann": paths["val_ann"], "val_img_root": paths["val_images"], "unbiased": unbiased,
+                    "input_size": list(input_size), "heatmap_size": [input_size[0] // 4, input_size[1] // 4]}}
     cfg = validate(raw)
     ds = COCOKeypoints(cfg.data.val_ann, cfg.data.val_img_root, cfg.data, train=False)
     items = [ds[i] for i in range(len(ds))]
@@ -43,13 +44,15 @@ def oracle_ap(paths, method, unbiased):
     return stats, len(items)
 
 
-@pytest.mark.parametrize("method, unbiased, floor", [
-    ("gauss_taylor", False, 0.85), ("basic", False, 0.85), ("gauss_taylor", True, 0.95)])
-def test_oracle_ground_truth_heatmaps_score_high(synthetic, method, unbiased, floor):
+@pytest.mark.parametrize("method, unbiased, low, high", [
+    # measured at 128x96 on this split: 0.893, 0.893, 1.0
+    ("gauss_taylor", False, 0.85, 0.95), ("basic", False, 0.85, 0.95), ("gauss_taylor", True, 0.98, 1.0)])
+def test_oracle_ground_truth_heatmaps_score_high(synthetic, method, unbiased, low, high):
+    """Whole-pixel HRNet targets on 32x24 heatmaps cap the AP near 0.89; DarkPose's sub-pixel
+    targets decoded by DARK and projected back with its own convention are exact."""
     stats, n = oracle_ap(synthetic, method, unbiased)
     assert n > 60
-    # whole-pixel HRNet targets cap the AP near 0.88; DarkPose's sub-pixel targets decode almost exactly
-    assert stats["AP"] >= floor and stats["AP .5"] > 0.97
+    assert low <= stats["AP"] <= high and stats["AP .5"] > 0.97
 
 
 def write_cfg(tmp_path, paths, name, **sections):
@@ -111,6 +114,7 @@ def test_overfit_a_handful_of_instances(tmp_path, synthetic):
     assert before["AP"] < 0.01
     assert losses[-1] < 0.1 * losses[0]
     assert stats["AP"] > 0.4 and stats["AP .5"] > 0.8
+    assert [h["lr"] for h in proc.history] == pytest.approx([1e-3] * 5 + [1e-4])  # milestone 5
     out = tmp_path / "weights" / "overfit"
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["best_ap"] == pytest.approx(stats["AP"])
