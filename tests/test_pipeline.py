@@ -3,6 +3,7 @@ training resumes exactly, and failures stop cleanly without losing the last chec
 import json
 import types
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -189,7 +190,12 @@ def test_nan_loss_stops_and_keeps_last_checkpoint(tmp_path, synthetic, monkeypat
 
 def test_rerun_without_resume_archives_previous_files(tmp_path, synthetic):
     path = tiny_cfg(tmp_path, synthetic, "again", epochs=1, milestones=[])
+    cfg = yaml.safe_load(open(path))
+    cfg["data"]["debug"] = True
+    open(path, "w").write(yaml.safe_dump(cfg))
     DPProcessor(path).run()
+    debug = cv2.imread(str(tmp_path / "weights" / "again" / "debug_train_epoch1.jpg"))
+    assert debug.shape == (2 * 64, 8 * 2 * 32, 3)  # 4 crops of 64x32 at 2x, padded to 8 columns
     DPProcessor(path).run()
     archived = list((tmp_path / "weights" / "again" / "archive").glob("*/last.pth"))
     assert len(archived) == 1 and load_checkpoint(archived[0])["epoch"] == 1

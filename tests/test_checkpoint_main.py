@@ -1,0 +1,42 @@
+"""Atomic checkpoint writes and the main.py entry point's handling of bad configs."""
+import os
+
+import pytest
+import torch
+
+import main
+from processors.checkpoint import atomic_write, load_checkpoint, model_weights, save_checkpoint
+
+
+def test_failed_write_keeps_previous_file_and_leaves_no_temp(tmp_path):
+    path = tmp_path / "last.pth"
+    save_checkpoint({"epoch": 1, "model": {"w": torch.ones(3)}}, path)
+
+    def interrupted(f):
+        f.write(b"partial checkpoint bytes")
+        raise KeyboardInterrupt("killed mid-write")
+
+    with pytest.raises(KeyboardInterrupt):
+        atomic_write(path, interrupted)
+    assert load_checkpoint(path)["epoch"] == 1
+    assert os.listdir(tmp_path) == ["last.pth"]
+
+
+def test_model_weights_accepts_checkpoints_and_bare_state_dicts(tmp_path):
+    state = {"module.backbone.w": torch.arange(3.0)}
+    torch.save({"model": state, "epoch": 4}, tmp_path / "a.pth")
+    torch.save(state, tmp_path / "b.pth")
+    for name in ("a.pth", "b.pth"):
+        assert torch.equal(model_weights(tmp_path / name)["backbone.w"], torch.arange(3.0))
+    (tmp_path / "c.pth").write_bytes(b"garbage")
+    with pytest.raises(RuntimeError, match="cannot read checkpoint.*c.pth"):
+        load_checkpoint(tmp_path / "c.pth")
+
+
+def test_main_reports_config_errors_without_traceback(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("data:\n  use_synthetic: true\n  bath_size: 4\n")
+    assert main.main(["--cfg", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "config error" in err and "line 3" in err and "data.bath_size" in err and "Traceback" not in err
+    assert main.cfg_path == "configs/sample.yaml"
