@@ -214,10 +214,7 @@ def _line_map(text):
                 lines[path] = key_node.start_mark.line + 1
                 walk(value_node, path)
 
-    try:
-        walk(yaml.compose(text, Loader=yaml.SafeLoader), "")
-    except yaml.YAMLError:
-        pass
+    walk(yaml.compose(text, Loader=yaml.SafeLoader), "")  # the caller has already parsed ``text``
     return lines
 
 

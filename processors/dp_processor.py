@@ -12,6 +12,7 @@ import shutil
 import sys
 import time
 
+import cv2
 import torch
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader, get_worker_info
@@ -37,7 +38,10 @@ OPTIMIZERS = {
 }
 
 
-def _seed_worker(_):
+def _init_worker(_):
+    """DataLoader worker: its own augmentation stream, and no OpenCV thread pool (one per worker
+    process already fills the cores; nested pools oversubscribe them)."""
+    cv2.setNumThreads(0)
     info = get_worker_info()
     info.dataset.set_epoch_seed(info.seed % 2 ** 63)
 
@@ -145,7 +149,7 @@ class DPProcessor:
         self.train_loader = DataLoader(
             self.train_set, batch_size=d.batch_size, shuffle=True, num_workers=d.num_workers,
             pin_memory=pin, drop_last=len(self.train_set) >= 2 * d.batch_size,
-            generator=self.loader_gen, worker_init_fn=_seed_worker, persistent_workers=False)
+            generator=self.loader_gen, worker_init_fn=_init_worker, persistent_workers=False)
         self.log.info(f"training: {len(self.train_set)} instances of {d.train_ann}")
 
     def _archive_previous_run(self):

@@ -23,6 +23,7 @@ from datasets.synthetic import make_synthetic_coco  # noqa: E402
 from losses import build_loss  # noqa: E402
 from nets import build_model  # noqa: E402
 from processors.config import ConfigError, validate  # noqa: E402
+from processors.dp_processor import _init_worker  # noqa: E402
 
 
 def load_without_data(path, synthetic_root):
@@ -92,6 +93,8 @@ def main(argv=None):
     parser.add_argument("--pipeline", action="store_true", help="also time the real data pipeline")
     parser.add_argument("--synthetic-root", default="data/synthetic_bench")
     parser.add_argument("--json", default=None, help="write the rows here")
+    parser.add_argument("--opencv-threads", action="store_true",
+                        help="keep OpenCV's thread pool in loader workers (as a comparison)")
     args = parser.parse_args(argv)
     try:
         cfg = load_without_data(args.cfg, args.synthetic_root)
@@ -112,7 +115,8 @@ def main(argv=None):
         dataset = COCOKeypoints(paths["train_ann"], paths["train_images"], cfg.data, train=True)
         loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=True, drop_last=True,
                                              num_workers=cfg.data.num_workers, pin_memory=device.type == "cuda",
-                                             persistent_workers=cfg.data.num_workers > 0)
+                                             persistent_workers=cfg.data.num_workers > 0,
+                                             worker_init_fn=None if args.opencv_threads else _init_worker)
     rows = []
     for amp in amps:
         sources = [("model", random_batches(cfg, batch_size, device))]
@@ -124,6 +128,7 @@ def main(argv=None):
                          "input": cfg.data.input_size, "batch": batch_size, "amp": amp, "kind": kind,
                          "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
                          "workers": cfg.data.num_workers if kind == "pipeline" else None,
+                         "opencv_threads_in_workers": args.opencv_threads if kind == "pipeline" else None,
                          "images_per_s": round(ips, 1)})
             print(f"{rows[-1]['model']:>18} {str(cfg.data.input_size):>10} batch {batch_size:4d} "
                   f"amp {str(amp):5} {kind:8} {ips:9.1f} img/s  ({rows[-1]['device']})", flush=True)
