@@ -23,8 +23,19 @@ from .targets import generate_heatmaps, generate_heatmaps_from_hm_coords
 from .transforms import (affine_transform, box_to_center_scale, clean_bbox, fliplr_joints,
                          get_affine_transform, half_body_center_scale)
 
-IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
-IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def normalize(images):
+    """uint8 RGB batches [B, 3, H, W] (as the dataset yields them) -> float32 ImageNet-normalised.
+
+    Done on the training device: uint8 crops cross the DataLoader's process boundary at a quarter
+    of the float32 size, which is what limits loading with many workers.
+    """
+    mean = torch.tensor(IMAGENET_MEAN, device=images.device).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, device=images.device).view(1, 3, 1, 1)
+    return (images.float() / 255.0 - mean) / std
 
 
 class DatasetError(RuntimeError):
@@ -111,8 +122,8 @@ def _record(img_root, info, center, scale, score, joints, vis, ann_id):
 class COCOKeypoints(Dataset):
     """Top-down COCO keypoint dataset.
 
-    Each item is ``(image [3, H, W] float32 normalised, target [J, h, w], target_weight [J, 1],
-    meta)`` where ``meta`` holds ``index, image_id, center, scale, score, area`` (area of the
+    Each item is ``(image [3, H, W] uint8 RGB, target [J, h, w], target_weight [J, 1], meta)``;
+    ``normalize`` turns a batch of images into network input where ``meta`` holds ``index, image_id, center, scale, score, area`` (area of the
     padded box, ``prod(scale * 200)``, as the reference's OKS-NMS uses).
 
     ``data_cfg`` is the YAML ``data`` section; ``train`` switches augmentation on;
@@ -162,11 +173,10 @@ class COCOKeypoints(Dataset):
             crop = self._color_jitter(crop)
         visible = vis > 0
         target, weight = self._encode(joints, vis, visible, center, scale, rot, trans)
-        tensor = (crop.astype(np.float32) / 255.0 - IMAGENET_MEAN) / IMAGENET_STD
         meta = {"index": index, "image_id": rec["image_id"], "center": rec["center"],
                 "scale": rec["scale"], "score": np.float32(rec["score"]),
                 "area": np.float32(np.prod(rec["scale"] * 200.0))}
-        return (torch.from_numpy(tensor.transpose(2, 0, 1).copy()), torch.from_numpy(target),
+        return (torch.from_numpy(crop.transpose(2, 0, 1).copy()), torch.from_numpy(target),
                 torch.from_numpy(weight), meta)
 
     def _encode(self, joints, vis, visible, center, scale, rot, trans):

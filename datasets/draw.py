@@ -56,14 +56,12 @@ def write_image(path, image):
 def batch_picture(images, keypoints, thresh=0.0, scale=2, columns=8, max_items=16):
     """Grid of network inputs with keypoints drawn.
 
-    ``images`` [B, 3, H, W] normalised tensors or arrays (as the dataset returns them),
-    ``keypoints`` [B, J, 3] in input pixels with a visibility / score column.
+    ``images`` [B, 3, H, W] uint8 RGB (as the dataset yields them), ``keypoints`` [B, J, 3] in
+    input pixels with a visibility / score column.
     """
-    from .coco import IMAGENET_MEAN, IMAGENET_STD
-    images = np.asarray(images[:max_items], np.float32).transpose(0, 2, 3, 1)
+    images = np.asarray(images[:max_items], np.uint8).transpose(0, 2, 3, 1)
     tiles = []
-    for image, kps in zip(images, np.asarray(keypoints)[:max_items]):
-        rgb = np.clip((image * IMAGENET_STD + IMAGENET_MEAN) * 255, 0, 255).astype(np.uint8)
+    for rgb, kps in zip(images, np.asarray(keypoints)[:max_items]):
         big = cv2.resize(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), None, fx=scale, fy=scale,
                          interpolation=cv2.INTER_NEAREST)
         tiles.append(draw_skeleton(big, kps, thresh=thresh, scale=scale, radius=2))

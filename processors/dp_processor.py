@@ -18,7 +18,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader, get_worker_info
 from tqdm import tqdm
 
-from datasets.coco import COCOKeypoints
+from datasets.coco import COCOKeypoints, normalize
 from datasets.draw import batch_picture, write_image
 from losses import build_loss
 from nets import build_model
@@ -235,7 +235,7 @@ class DPProcessor:
         for it, (images, target, weight, _) in enumerate(bar):
             if it == 0 and self.cfg.data.debug:
                 self._debug_picture(images, target, weight, epoch)
-            images = images.to(self.device, non_blocking=True)
+            images = normalize(images.to(self.device, non_blocking=True))
             target = target.to(self.device, non_blocking=True)
             weight = weight.to(self.device, non_blocking=True)
             with torch.autocast(device_type=self.device.type, enabled=self.amp):

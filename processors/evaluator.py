@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from datasets.coco import normalize
 from datasets.coco_meta import FLIP_PAIRS, OKS_SIGMAS
 from datasets.draw import draw_skeleton, tile
 from decoders import decode_heatmaps, fuse_flip, oks_nms, rescore, to_image_coords
@@ -41,7 +42,7 @@ def predict(model, loader, decoder_cfg, heatmap_wh, device, unbiased=False, amp=
     out = {k: [] for k in ("keypoints", "image_ids", "box_scores", "areas", "centers", "scales")}
     use_amp = amp and device.type == "cuda"
     for images, _, _, meta in tqdm(loader, desc=desc, leave=False, dynamic_ncols=True):
-        images = images.to(device, non_blocking=True)
+        images = normalize(images.to(device, non_blocking=True))
         with torch.autocast(device_type=device.type, enabled=use_amp):
             heatmaps = model(images).float()
             if decoder_cfg.flip_test:

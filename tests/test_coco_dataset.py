@@ -4,8 +4,9 @@ import json
 import cv2
 import numpy as np
 import pytest
+import torch
 
-from datasets.coco import COCOKeypoints, DatasetError
+from datasets.coco import COCOKeypoints, DatasetError, normalize
 from datasets.coco_meta import flip_permutation
 from processors.config import validate
 
@@ -47,6 +48,33 @@ def test_test_mode_items_reproduce_reference_targets(coco_mini, vectors_dir):
         assert meta["area"] == pytest.approx(np.prod(ref["scale"][k] * 200.0), rel=1e-6)
 
 
+def test_test_mode_crops_equal_reference_crops(coco_mini, vectors_dir):
+    """The network input before normalisation is the reference's warpAffine crop (RGB order)."""
+    ann, img_root = coco_mini
+    aff, boxes = np.load(vectors_dir / "affine.npz"), np.load(vectors_dir / "boxes.npz")
+    crops = aff["crops"] if cv2.__version__.startswith("5.") else aff["crops_opencv4"]
+    if not cv2.__version__.startswith(("4.", "5.")):
+        pytest.skip(f"reference crops exist for OpenCV 4 and 5, not {cv2.__version__}")
+    ds = COCOKeypoints(ann, img_root, data_cfg(ann, img_root), train=False)
+    checked = 0
+    for k in range(len(crops)):
+        if aff["rot"][k] != 0:
+            continue
+        image, *_ = ds[int(boxes["db_index"][aff["box_index"][k]])]
+        np.testing.assert_array_equal(image.numpy().transpose(1, 2, 0), crops[k][..., ::-1])
+        checked += 1
+    assert checked >= 2
+
+
+def test_normalize_is_imagenet_normalisation():
+    images = torch.tensor([0, 255], dtype=torch.uint8).view(2, 1, 1, 1).expand(2, 3, 2, 2)
+    out = normalize(images)
+    mean, std = torch.tensor([0.485, 0.456, 0.406]), torch.tensor([0.229, 0.224, 0.225])
+    torch.testing.assert_close(out[0, :, 0, 0], -mean / std)
+    torch.testing.assert_close(out[1, :, 1, 1], (1 - mean) / std)
+    assert out.dtype == torch.float32
+
+
 def test_unbiased_mode_reproduces_darkpose_targets(coco_mini, vectors_dir):
     ann, img_root = coco_mini
     ref = np.load(vectors_dir / "targets.npz")
@@ -85,11 +113,10 @@ def test_augmented_crop_and_targets_move_together(tmp_path):
                                        "half_body_prob": 0.0})
     ds = COCOKeypoints(ann, root, cfg, train=True, seed=1)
     swap = flip_permutation()
-    mean, std = np.array([0.485, 0.456, 0.406]), np.array([0.229, 0.224, 0.225])
     flips = 0
     for _ in range(12):
         image, target, weight, _ = ds[0]
-        rgb = (image.numpy().transpose(1, 2, 0) * std + mean) * 255
+        rgb = image.numpy().transpose(1, 2, 0).astype(np.float64)
         peaks = target.numpy().reshape(17, -1).argmax(1)
         xs, ys = (peaks % 48) * 4, (peaks // 48) * 4
         # judge joints whose Gaussian centre is on the map (peak exactly 1); a joint just off the

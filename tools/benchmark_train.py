@@ -18,7 +18,7 @@ import yaml
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from datasets.coco import COCOKeypoints  # noqa: E402
+from datasets.coco import COCOKeypoints, normalize  # noqa: E402
 from datasets.synthetic import make_synthetic_coco  # noqa: E402
 from losses import build_loss  # noqa: E402
 from nets import build_model  # noqa: E402
@@ -52,6 +52,7 @@ def time_steps(model, loss_fn, batches, device, amp, iters, warmup):
                 torch.cuda.synchronize()
             start, seen = time.perf_counter(), 0
         images, target, weight = (t.to(device, non_blocking=True) for t in (images, target, weight))
+        images = normalize(images)
         with torch.autocast(device_type=device.type, enabled=amp):
             loss = loss_fn(model(images), target, weight)
         optimizer.zero_grad(set_to_none=True)
@@ -70,7 +71,7 @@ def random_batches(cfg, batch_size, device):
     h, w = cfg.data.input_size
     hh, hw = cfg.data.heatmap_size
     j = cfg.model.num_joints
-    images = torch.randn(batch_size, 3, h, w, device=device)
+    images = torch.randint(0, 256, (batch_size, 3, h, w), dtype=torch.uint8, device=device)
     target = torch.rand(batch_size, j, hh, hw, device=device)
     weight = torch.ones(batch_size, j, 1, device=device)
     while True:
