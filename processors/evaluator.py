@@ -62,15 +62,17 @@ def predict(model, loader, decoder_cfg, heatmap_wh, device, unbiased=False, amp=
 def nms_results(pred, in_vis_thresh=0.2, oks_thresh=0.9, sigmas=OKS_SIGMAS):
     """COCO keypoint results after rescoring and per-image OKS-NMS (reference ``evaluate``)."""
     scores = rescore(pred["keypoints"][:, :, 2], pred["box_scores"], thresh=in_vis_thresh)
+    rounded = np.round(pred["keypoints"].astype(np.float64), 4).reshape(len(scores), -1)
+    groups = {}
+    for i, image_id in enumerate(pred["image_ids"].tolist()):  # first-appearance order
+        groups.setdefault(image_id, []).append(i)
     results = []
-    for image_id in dict.fromkeys(pred["image_ids"].tolist()):  # first-appearance order
-        idx = np.flatnonzero(pred["image_ids"] == image_id)
+    for image_id, idx in groups.items():
+        idx = np.asarray(idx)
         keep = oks_nms(pred["keypoints"][idx], scores[idx], pred["areas"][idx],
                        thresh=oks_thresh, sigmas=sigmas)
-        for k in idx[keep]:
-            results.append({"image_id": int(image_id), "category_id": 1,
-                            "keypoints": [round(float(v), 4) for v in pred["keypoints"][k].reshape(-1)],
-                            "score": float(scores[k])})
+        results += [{"image_id": int(image_id), "category_id": 1, "keypoints": rounded[k].tolist(),
+                     "score": float(scores[k])} for k in idx[keep]]
     return results
 
 
