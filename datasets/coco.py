@@ -122,9 +122,10 @@ def _record(img_root, info, center, scale, score, joints, vis, ann_id):
 class COCOKeypoints(Dataset):
     """Top-down COCO keypoint dataset.
 
-    Each item is ``(image [3, H, W] uint8 RGB, target [J, h, w], target_weight [J, 1], meta)``;
-    ``normalize`` turns a batch of images into network input where ``meta`` holds ``index, image_id, center, scale, score, area`` (area of the
-    padded box, ``prod(scale * 200)``, as the reference's OKS-NMS uses).
+    Each item is ``(image [3, H, W] uint8 RGB, target [J, h, w], target_weight [J, 1], meta)``
+    where ``meta`` holds ``index, image_id, center, scale, score, area`` (area of the padded box,
+    ``prod(scale * 200)``, as the reference's OKS-NMS uses). ``normalize`` turns a batch of
+    images into network input on the training device.
 
     ``data_cfg`` is the YAML ``data`` section; ``train`` switches augmentation on;
     ``det_file`` (evaluation only) replaces ground-truth boxes by detections.

@@ -38,7 +38,7 @@ OPTIMIZERS = {
 }
 
 
-def _init_worker(_):
+def init_loader_worker(_):
     """DataLoader worker: its own augmentation stream, and no OpenCV thread pool (one per worker
     process already fills the cores; nested pools oversubscribe them)."""
     cv2.setNumThreads(0)
@@ -149,7 +149,7 @@ class DPProcessor:
         self.train_loader = DataLoader(
             self.train_set, batch_size=d.batch_size, shuffle=True, num_workers=d.num_workers,
             pin_memory=pin, drop_last=len(self.train_set) >= 2 * d.batch_size,
-            generator=self.loader_gen, worker_init_fn=_init_worker, persistent_workers=False)
+            generator=self.loader_gen, worker_init_fn=init_loader_worker, persistent_workers=False)
         self.log.info(f"training: {len(self.train_set)} instances of {d.train_ann}")
 
     def _archive_previous_run(self):

@@ -23,7 +23,7 @@ from datasets.synthetic import make_synthetic_coco  # noqa: E402
 from losses import build_loss  # noqa: E402
 from nets import build_model  # noqa: E402
 from processors.config import ConfigError, validate  # noqa: E402
-from processors.dp_processor import _init_worker  # noqa: E402
+from processors.dp_processor import init_loader_worker  # noqa: E402
 
 
 def load_without_data(path, synthetic_root):
@@ -117,7 +117,7 @@ def main(argv=None):
         loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=True, drop_last=True,
                                              num_workers=cfg.data.num_workers, pin_memory=device.type == "cuda",
                                              persistent_workers=cfg.data.num_workers > 0,
-                                             worker_init_fn=None if args.opencv_threads else _init_worker)
+                                             worker_init_fn=None if args.opencv_threads else init_loader_worker)
     rows = []
     for amp in amps:
         sources = [("model", random_batches(cfg, batch_size, device))]
