@@ -1,4 +1,4 @@
-"""COCO person keypoints, top-down: one sample per person box, cropped and encoded as heatmaps.
+"""COCO-format keypoints, top-down: one sample per person box, cropped and encoded by the codec.
 
 Instances follow the reference (HRNet ``COCODataset``) rules:
 - ground-truth boxes: non-crowd person annotations whose sanitised box is valid and whose
@@ -18,8 +18,7 @@ import torch
 from pycocotools.coco import COCO
 from torch.utils.data import Dataset
 
-from .coco_meta import FLIP_PAIRS, NUM_JOINTS, UPPER_BODY_IDS
-from .targets import generate_heatmaps, generate_heatmaps_from_hm_coords
+from .keypoints import COCO_KEYPOINTS
 from .transforms import (affine_transform, box_to_center_scale, clean_bbox, fliplr_joints,
                          get_affine_transform, half_body_center_scale)
 
@@ -60,7 +59,7 @@ def read_image(path, image_id=None):
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
-def gt_instances(coco, img_root, aspect_ratio, num_joints=NUM_JOINTS, unbiased=False):
+def gt_instances(coco, img_root, aspect_ratio, num_joints=COCO_KEYPOINTS.num_joints, unbiased=False):
     """Ground-truth person instances in COCO image-id order (the reference db order)."""
     db = []
     for image_id in coco.getImgIds():
@@ -75,15 +74,15 @@ def gt_instances(coco, img_root, aspect_ratio, num_joints=NUM_JOINTS, unbiased=F
             kpts = np.asarray(obj["keypoints"], dtype=np.float64).reshape(-1, 3)
             if len(kpts) != num_joints:
                 raise DatasetError(f"annotation {obj['id']} (image id {image_id}) has {len(kpts)} "
-                                   f"keypoints, the model expects {num_joints}")
+                                   f"keypoints, the configuration's keypoints.names has {num_joints}")
             center, scale = box_to_center_scale(box, aspect_ratio, unbiased=unbiased)
             db.append(_record(img_root, info, center, scale, 1.0, kpts[:, :2],
                               np.minimum(kpts[:, 2], 1.0), obj["id"]))
     return db
 
 
-def det_instances(coco, img_root, det_file, aspect_ratio, score_thresh, num_joints=NUM_JOINTS,
-                  unbiased=False):
+def det_instances(coco, img_root, det_file, aspect_ratio, score_thresh,
+                  num_joints=COCO_KEYPOINTS.num_joints, unbiased=False):
     """Instances from a COCO detection results json (list of {image_id, category_id, bbox, score})."""
     try:
         with open(det_file, encoding="utf-8") as f:
@@ -120,30 +119,34 @@ def _record(img_root, info, center, scale, score, joints, vis, ann_id):
 
 
 class COCOKeypoints(Dataset):
-    """Top-down COCO keypoint dataset.
+    """Top-down COCO-format keypoint dataset.
 
-    Each item is ``(image [3, H, W] uint8 RGB, target [J, h, w], target_weight [J, 1], meta)``
-    where ``meta`` holds ``index, image_id, center, scale, score, area`` (area of the padded box,
-    ``prod(scale * 200)``, as the reference's OKS-NMS uses). ``normalize`` turns a batch of
-    images into network input on the training device.
+    Each item is ``(image [3, H, W] uint8 RGB, target, target_weight, meta)``: ``target`` and
+    ``target_weight`` are what ``codec.encode`` makes of the crop's joints (heatmaps and [J, 1]
+    weights, or normalised coordinates and weights), ``meta`` holds ``index, image_id, center,
+    scale, score, area`` (area of the padded box, ``prod(scale * 200)``, as the reference's OKS-NMS
+    uses). ``normalize`` turns a batch of images into network input on the training device.
 
-    ``data_cfg`` is the YAML ``data`` section; ``train`` switches augmentation on;
+    ``data_cfg`` is the YAML ``data`` section; ``train`` switches augmentation on; ``codec`` is the
+    model family's codec (``decoders.build_codec``); ``keypoints`` the ``KeypointMeta`` (flip pairs
+    and upper body for augmentation; its joint count is checked against every annotation);
     ``det_file`` (evaluation only) replaces ground-truth boxes by detections.
     """
 
-    def __init__(self, ann_file, img_root, data_cfg, train, det_file=None, seed=0):
-        self.train, self.cfg = train, data_cfg
+    def __init__(self, ann_file, img_root, data_cfg, train, codec, keypoints=COCO_KEYPOINTS,
+                 det_file=None, seed=0):
+        self.train, self.cfg, self.codec, self.keypoints = train, data_cfg, codec, keypoints
         self.input_wh = tuple(data_cfg.input_size[::-1])
-        self.heatmap_wh = tuple(data_cfg.heatmap_size[::-1])
         self.aspect_ratio = self.input_wh[0] / self.input_wh[1]
         self.unbiased = data_cfg.unbiased
         self.coco = load_coco(ann_file)
         self.ann_file = ann_file
+        num = keypoints.num_joints
         if det_file:
             self.db = det_instances(self.coco, img_root, det_file, self.aspect_ratio,
-                                    data_cfg.det_score_thresh, unbiased=self.unbiased)
+                                    data_cfg.det_score_thresh, num_joints=num, unbiased=self.unbiased)
         else:
-            self.db = gt_instances(self.coco, img_root, self.aspect_ratio, unbiased=self.unbiased)
+            self.db = gt_instances(self.coco, img_root, self.aspect_ratio, num_joints=num, unbiased=self.unbiased)
         if not self.db:
             source = f"detection file '{det_file}'" if det_file else f"'{ann_file}'"
             raise DatasetError(f"{source} yields no person instance (no non-crowd person with "
@@ -173,30 +176,20 @@ class COCOKeypoints(Dataset):
         if self.train and self.cfg.augment.color_jitter:
             crop = self._color_jitter(crop)
         visible = vis > 0
-        target, weight = self._encode(joints, vis, visible, center, scale, rot, trans)
+        if visible.any():
+            joints[visible] = affine_transform(joints[visible], trans)
+        target, weight = self.codec.encode(joints, vis)
         meta = {"index": index, "image_id": rec["image_id"], "center": rec["center"],
                 "scale": rec["scale"], "score": np.float32(rec["score"]),
                 "area": np.float32(np.prod(rec["scale"] * 200.0))}
         return (torch.from_numpy(crop.transpose(2, 0, 1).copy()), torch.from_numpy(target),
                 torch.from_numpy(weight), meta)
 
-    def _encode(self, joints, vis, visible, center, scale, rot, trans):
-        if self.unbiased:  # DarkPose: joints straight to heatmap pixels with its own affine
-            trans_hm = get_affine_transform(center, scale, rot, self.heatmap_wh, unbiased=True)
-            joints_hm = joints.copy()
-            if visible.any():
-                joints_hm[visible] = affine_transform(joints[visible], trans_hm)
-            return generate_heatmaps_from_hm_coords(joints_hm, vis, self.heatmap_wh, self.cfg.sigma)
-        crop_joints = joints.copy()
-        if visible.any():
-            crop_joints[visible] = affine_transform(joints[visible], trans)
-        return generate_heatmaps(crop_joints, vis, self.input_wh, self.heatmap_wh, self.cfg.sigma)
-
     def _augment(self, image, joints, vis, center, scale):
         aug, rng = self.cfg.augment, self.rng
         if (vis.sum() > aug.num_joints_half_body and aug.half_body_prob > 0
                 and rng.random() < aug.half_body_prob):
-            half = half_body_center_scale(joints, vis, self.aspect_ratio, UPPER_BODY_IDS, rng)
+            half = half_body_center_scale(joints, vis, self.aspect_ratio, self.keypoints.upper_body_ids, rng)
             if half is not None:
                 center, scale = half
         sf, rf = aug.scale_factor, aug.rot_factor
@@ -205,7 +198,7 @@ class COCOKeypoints(Dataset):
         if aug.flip and rng.random() <= 0.5:
             image = np.ascontiguousarray(image[:, ::-1])
             joints, vis2 = fliplr_joints(joints, np.repeat(vis[:, None], 2, axis=1), image.shape[1],
-                                         FLIP_PAIRS)
+                                         self.keypoints.flip_pairs)
             vis = vis2[:, 0]
             center = center.copy()
             center[0] = image.shape[1] - center[0] - 1

@@ -2,20 +2,22 @@
 import cv2
 import numpy as np
 
-from .coco_meta import SKELETON
+from .keypoints import COCO_KEYPOINTS
 
 LEFT, RIGHT, CENTRE, LIMB = (0, 220, 0), (255, 0, 255), (255, 255, 255), (0, 230, 230)
 
 
-def draw_skeleton(image, keypoints, thresh=0.0, scale=1.0, radius=3, box=None, label=None):
+def draw_skeleton(image, kps, thresh=0.0, scale=1.0, radius=3, box=None, label=None, keypoints=COCO_KEYPOINTS):
     """Draw one person on ``image`` (BGR uint8, modified in place and returned).
 
-    ``keypoints`` (J, 3): x, y in pixels of ``image`` before ``scale``, and a visibility or a
-    score; joints with a third value ``<= thresh`` are skipped. Left joints (odd COCO ids) are
-    green, right ones magenta, the nose white; a visibility of exactly 1 (COCO "occluded") is
-    drawn hollow. ``box`` (x, y, w, h) and ``label`` text are optional.
+    ``kps`` (J, 3): x, y in pixels of ``image`` before ``scale``, and a visibility or a score;
+    joints with a third value ``<= thresh`` are skipped. ``keypoints`` (``KeypointMeta``) gives the
+    skeleton and the sides: left joints (first of each flip pair) are green, right ones magenta,
+    unpaired ones white; a visibility of exactly 1 (COCO "occluded") is drawn hollow. ``box``
+    (x, y, w, h) and ``label`` text are optional.
     """
-    kps = np.asarray(keypoints, np.float64).reshape(-1, 3)
+    kps = np.asarray(kps, np.float64).reshape(-1, 3)
+    left, paired = keypoints.left_ids, {j for pair in keypoints.flip_pairs for j in pair}
     pts = [(int(round(x * scale + (scale - 1) / 2)), int(round(y * scale + (scale - 1) / 2)))
            for x, y, _ in kps]
     show = kps[:, 2] > thresh
@@ -25,11 +27,11 @@ def draw_skeleton(image, keypoints, thresh=0.0, scale=1.0, radius=3, box=None, l
         if label:
             cv2.putText(image, label, (int(x), max(10, int(y) - 3)), cv2.FONT_HERSHEY_SIMPLEX, 0.4,
                         (255, 255, 255), 1, cv2.LINE_AA)
-    for a, b in SKELETON:
+    for a, b in keypoints.skeleton:
         if a < len(kps) and b < len(kps) and show[a] and show[b]:
             cv2.line(image, pts[a], pts[b], LIMB, 1, cv2.LINE_AA)
     for i in np.flatnonzero(show):
-        colour = CENTRE if i == 0 else LEFT if i % 2 == 1 else RIGHT
+        colour = LEFT if i in left else RIGHT if i in paired else CENTRE
         cv2.circle(image, pts[i], radius, colour, 1 if kps[i, 2] == 1 else -1, cv2.LINE_AA)
     return image
 
@@ -53,16 +55,16 @@ def write_image(path, image):
         raise OSError(f"cannot write picture {path}")
 
 
-def batch_picture(images, keypoints, thresh=0.0, scale=2, columns=8, max_items=16):
+def batch_picture(images, kps, thresh=0.0, scale=2, columns=8, max_items=16, keypoints=COCO_KEYPOINTS):
     """Grid of network inputs with keypoints drawn.
 
-    ``images`` [B, 3, H, W] uint8 RGB (as the dataset yields them), ``keypoints`` [B, J, 3] in
-    input pixels with a visibility / score column.
+    ``images`` [B, 3, H, W] uint8 RGB (as the dataset yields them), ``kps`` [B, J, 3] in input
+    pixels with a visibility / score column; ``keypoints`` the ``KeypointMeta``.
     """
     images = np.asarray(images[:max_items], np.uint8).transpose(0, 2, 3, 1)
     tiles = []
-    for rgb, kps in zip(images, np.asarray(keypoints)[:max_items]):
+    for rgb, person in zip(images, np.asarray(kps)[:max_items]):
         big = cv2.resize(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), None, fx=scale, fy=scale,
                          interpolation=cv2.INTER_NEAREST)
-        tiles.append(draw_skeleton(big, kps, thresh=thresh, scale=scale, radius=2))
+        tiles.append(draw_skeleton(big, person, thresh=thresh, scale=scale, radius=2, keypoints=keypoints))
     return tile(tiles, columns)

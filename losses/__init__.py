@@ -1,7 +1,13 @@
-"""Losses, built from the YAML ``loss`` section by ``build_loss``."""
-from .joints_mse import JointsMSELoss
+"""Losses: heatmap MSE with target weights, and RLE with its RealNVP flow.
 
-BUILDERS = {"joints_mse": lambda cfg: JointsMSELoss(cfg.use_target_weight)}
+Each model head owns its loss (``nets``); ``build_loss(loss_cfg)`` makes the one the YAML ``loss``
+section names (``processors.config`` has already resolved ``auto`` to the model family's loss).
+"""
+from .joints_mse import JointsMSELoss
+from .realnvp import RealNVP
+from .rle_loss import RLELoss
+
+BUILDERS = {"joints_mse": lambda cfg: JointsMSELoss(cfg.use_target_weight), "rle": lambda cfg: RLELoss()}
 
 
 def build_loss(loss_cfg):
@@ -11,4 +17,4 @@ def build_loss(loss_cfg):
     return BUILDERS[loss_cfg.type](loss_cfg)
 
 
-__all__ = ["JointsMSELoss", "build_loss"]
+__all__ = ["JointsMSELoss", "RLELoss", "RealNVP", "build_loss"]

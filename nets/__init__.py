@@ -1,28 +1,41 @@
-"""Backbones, heads and the model builder: ``build_model(model_cfg)``."""
+"""Backbones, heads and the model builder: ``build_model(model_cfg, loss_cfg=None)``."""
+from losses import build_loss
+
 from .deconv_head import DeconvHead
 from .pose_net import PoseNet
-from .pretrained import PretrainedWeightsError, load_backbone_weights
+from .pretrained import PretrainedWeightsError, load_backbone_from_checkpoint, load_backbone_weights
 from .resnet import RESNETS, ResNetBackbone
+from .rle_head import RLEHead
+from .scnet import SCNETS, SCNetBackbone
+
+# YAML model.name -> backbone constructor (each has ``out_channels`` and returns a stride-32 map).
+BACKBONES = {**{name: ResNetBackbone for name in RESNETS}, **{name: SCNetBackbone for name in SCNETS}}
+
+# YAML model.type -> head constructor taking (model section, backbone channels, loss module or None).
+HEADS = {
+    "dconv": lambda cfg, channels, loss: DeconvHead(channels, cfg.num_joints, cfg.deconv_channels,
+                                                    cfg.num_deconv, loss=loss),
+    "rle": lambda cfg, channels, loss: RLEHead(channels, cfg.num_joints, coord_norm=cfg.coord_norm, loss=loss),
+}
 
 
-def _build_dconv(cfg):
-    backbone = ResNetBackbone(cfg.name)
-    if cfg.pretrained:
-        load_backbone_weights(backbone, cfg.name, cfg.pretrained)
-    head = DeconvHead(backbone.out_channels, cfg.num_joints, cfg.deconv_channels, cfg.num_deconv)
-    return PoseNet(backbone, head)
+def build_model(model_cfg, loss_cfg=None):
+    """The network of the YAML ``model`` section; its head owns the loss of ``loss_cfg`` (the
+    ``loss`` section; None = the head's default). ``model(images)`` predicts,
+    ``model(images, target, target_weight)`` returns ``{"loss": ...}``."""
+    if model_cfg.type not in HEADS:
+        raise ValueError(f"unknown model.type '{model_cfg.type}'; choose one of {', '.join(HEADS)}")
+    if model_cfg.name not in BACKBONES:
+        raise ValueError(f"unknown model.name '{model_cfg.name}'; choose one of {', '.join(BACKBONES)}")
+    backbone = BACKBONES[model_cfg.name](model_cfg.name)
+    if model_cfg.pretrained:
+        load_backbone_weights(backbone, model_cfg.name, model_cfg.pretrained)
+    if getattr(model_cfg, "init_backbone", ""):
+        load_backbone_from_checkpoint(backbone, model_cfg.init_backbone)
+    loss = build_loss(loss_cfg) if loss_cfg is not None else None
+    return PoseNet(backbone, HEADS[model_cfg.type](model_cfg, backbone.out_channels, loss))
 
 
-# YAML model.type -> constructor taking the model config section.
-BUILDERS = {"dconv": _build_dconv}
-
-
-def build_model(model_cfg):
-    """Build the network described by the YAML ``model`` section (a Config or an object with its keys)."""
-    if model_cfg.type not in BUILDERS:
-        raise ValueError(f"unknown model.type '{model_cfg.type}'; choose one of {', '.join(BUILDERS)}")
-    return BUILDERS[model_cfg.type](model_cfg)
-
-
-__all__ = ["build_model", "BUILDERS", "PoseNet", "DeconvHead", "ResNetBackbone", "RESNETS",
-           "load_backbone_weights", "PretrainedWeightsError"]
+__all__ = ["build_model", "BACKBONES", "HEADS", "PoseNet", "DeconvHead", "RLEHead", "ResNetBackbone",
+           "SCNetBackbone", "RESNETS", "SCNETS", "load_backbone_weights", "load_backbone_from_checkpoint",
+           "PretrainedWeightsError"]

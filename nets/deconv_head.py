@@ -1,16 +1,19 @@
 """SimpleBaseline head: stacked 4x4 stride-2 transposed convolutions, then 1x1 to the joints."""
 import torch.nn as nn
 
+from losses import JointsMSELoss
+
 
 class DeconvHead(nn.Module):
     """``num_deconv`` x (ConvTranspose 4x4 s2 -> BN -> ReLU) then a 1x1 conv to ``num_joints`` maps.
 
     Each deconv doubles the spatial size, so three of them turn a stride-32 feature map into a
     stride-4 heatmap (64x48 for a 256x192 input). Initialised as the reference: deconv and final
-    weights N(0, 0.001), BN weight 1 / bias 0, final bias 0.
+    weights N(0, 0.001), BN weight 1 / bias 0, final bias 0. ``loss`` (default ``JointsMSELoss``)
+    compares the heatmaps with their targets.
     """
 
-    def __init__(self, in_channels, num_joints, channels=256, num_deconv=3):
+    def __init__(self, in_channels, num_joints, channels=256, num_deconv=3, loss=None):
         super().__init__()
         layers = []
         for _ in range(num_deconv):
@@ -31,6 +34,10 @@ class DeconvHead(nn.Module):
             elif isinstance(m, nn.BatchNorm2d):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
+        self.loss_module = loss if loss is not None else JointsMSELoss()
 
     def forward(self, x):
         return self.final_layer(self.deconv_layers(x))
+
+    def loss(self, heatmaps, target, target_weight):
+        return self.loss_module(heatmaps, target, target_weight)

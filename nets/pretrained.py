@@ -62,6 +62,24 @@ def imagenet_state_dict(name):
 def load_backbone_weights(backbone, name, spec):
     """Load ``spec`` ('imagenet' or a file path) into ``backbone``; return the number of tensors loaded."""
     state = imagenet_state_dict(name) if spec == "imagenet" else read_state_dict(spec)
+    return _load_matching(backbone, name, spec, state)
+
+
+def load_backbone_from_checkpoint(backbone, path):
+    """Load the ``backbone.*`` tensors of a TopPose checkpoint (or state dict) at ``path``.
+
+    For ``model.init_backbone``: e.g. an RLE model starting from the backbone of a heatmap model
+    trained on the same keypoints. Returns the number of tensors loaded.
+    """
+    state = {k[len("backbone."):]: v for k, v in read_state_dict(path).items() if k.startswith("backbone.")}
+    if not state:
+        raise PretrainedWeightsError(f"'{path}' has no backbone.* tensors; model.init_backbone takes a "
+                                     f"TopPose checkpoint (best.pth / last.pth)")
+    return _load_matching(backbone, type(backbone).__name__, path, state)
+
+
+def _load_matching(backbone, name, spec, state):
+    """Load the tensors of ``state`` that fit ``backbone``; every backbone tensor must be there."""
     own = backbone.state_dict()
     matched = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
     if not matched:

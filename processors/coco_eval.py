@@ -11,6 +11,8 @@ import os
 import tempfile
 import warnings
 
+import numpy as np
+
 from datasets.coco_meta import STATS_NAMES
 
 
@@ -56,7 +58,7 @@ def _write_json_atomic(obj, path):
         raise
 
 
-def evaluate_keypoints(gt, results, results_path=None, verbose=False):
+def evaluate_keypoints(gt, results, results_path=None, verbose=False, sigmas=None):
     """Run COCOeval (keypoints) on ``results``; returns ``{stat_name: float}`` in STATS_NAMES order.
 
     ``gt``: path to a COCO person-keypoints annotation file or a ``pycocotools.coco.COCO``.
@@ -64,7 +66,8 @@ def evaluate_keypoints(gt, results, results_path=None, verbose=False):
     per joint, image pixels), score}``; extra keys are allowed. The results are written as
     json to ``results_path`` (atomically) if given, else to a temporary file, and pycocotools
     reads that file. Empty ``results`` return all zeros with a warning. pycocotools' prints
-    are silenced unless ``verbose``.
+    are silenced unless ``verbose``. ``sigmas`` (one OKS sigma per joint) replaces COCO's 17 for
+    other keypoint sets.
     """
     from pycocotools.cocoeval import COCOeval
 
@@ -94,6 +97,8 @@ def evaluate_keypoints(gt, results, results_path=None, verbose=False):
             coco_dt = coco_gt.loadRes(path)
             coco_eval = COCOeval(coco_gt, coco_dt, "keypoints")
             coco_eval.params.useSegm = None
+            if sigmas is not None:
+                coco_eval.params.kpt_oks_sigmas = np.asarray(sigmas, dtype=np.float64)
             coco_eval.evaluate()
             coco_eval.accumulate()
             coco_eval.summarize()

@@ -13,6 +13,9 @@ import os
 
 import yaml
 
+from datasets import coco_meta
+from datasets.keypoints import keypoint_problem
+
 
 class ConfigError(ValueError):
     """A configuration value is missing, unknown, of the wrong type or out of range."""
@@ -21,8 +24,8 @@ class ConfigError(ValueError):
 class Field:
     """One YAML leaf: its kind, default and an optional extra check.
 
-    ``kind`` is one of ``str bool int float size ints floats path``; ``size`` is a
-    ``[height, width]`` pair of positive ints. ``check(value)`` returns an error text or None.
+    ``kind`` is one of ``str bool int float size ints floats strs pairs path``; ``size`` is a
+    ``[height, width]`` pair of positive ints, ``pairs`` a list of ``[int, int]``. ``check(value)`` returns an error text or None.
     """
 
     def __init__(self, kind, default, doc, choices=None, check=None, optional=False):
@@ -69,6 +72,24 @@ SYNTHETIC = {
     "seed": Field("int", 0, "generation seed (same seed, same dataset)"),
 }
 
+# YAML model.type -> the family of its output, which picks the codec and the default loss.
+MODEL_FAMILIES = {"dconv": "heatmap", "rle": "regression"}
+FAMILY_LOSSES = {"heatmap": ("joints_mse",), "regression": ("rle",)}
+BACKBONES = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "scnet50", "scnet101")
+# Keys renamed since they were published: old path -> new path (named in the unknown-key error).
+RENAMED = {"decoder.shift_heatmap": "decoder.flip_shift"}
+
+KEYPOINTS = {
+    "names": Field("strs", list(coco_meta.KEYPOINT_NAMES), "joint names, in the order of the "
+                   "annotation files' keypoints (default: COCO's 17)"),
+    "flip_pairs": Field("pairs", [list(p) for p in coco_meta.FLIP_PAIRS],
+                        "[left, right] joint index pairs swapped by a horizontal flip (0-based)"),
+    "sigmas": Field("floats", coco_meta.OKS_SIGMAS.tolist(), "OKS sigma per joint (OKS-NMS and COCOeval)"),
+    "skeleton": Field("pairs", [list(p) for p in coco_meta.SKELETON], "joint index links drawn in pictures"),
+    "upper_body_ids": Field("ints", list(coco_meta.UPPER_BODY_IDS),
+                            "joints of the upper body (half-body augmentation)"),
+}
+
 SCHEMA = {
     "model_name": Field("str", "toppose", "name of the run: weights/<model_name>/ holds its files",
                         check=lambda v: None if v and "/" not in v and v not in (".", "..")
@@ -102,26 +123,37 @@ SCHEMA = {
         "debug": Field("bool", False, "save pictures of training crops with targets and of "
                                       "validation predictions beside the weights"),
     },
+    "keypoints": KEYPOINTS,
     "model": {
-        "type": Field("str", "dconv", "head: dconv (SimpleBaseline deconvolution)", choices=("dconv",)),
-        "name": Field("str", "resnet50", "backbone",
-                      choices=("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")),
-        "num_joints": Field("int", 17, "number of keypoints", check=_positive),
+        "type": Field("str", "dconv", "head: dconv (SimpleBaseline deconvolution, heatmaps) or rle "
+                                      "(regression with residual log-likelihood estimation)",
+                      choices=tuple(MODEL_FAMILIES)),
+        "name": Field("str", "resnet50", "backbone", choices=BACKBONES),
+        "num_joints": Field("int", 0, "number of keypoints; 0 = the number of keypoints.names",
+                            check=_non_negative),
         "pretrained": Field("str", "", "backbone ImageNet weights: a local .pth path, 'imagenet' "
-                                       "(torchvision download/cache), or '' for random init"),
+                                       "(torchvision download/cache, ResNet only), or '' for random init"),
+        "init_backbone": Field("path", "", "initialise the backbone from the backbone.* weights of a "
+                                           "TopPose checkpoint (e.g. a heatmap model's best.pth)",
+                               optional=True),
+        "coord_norm": Field("bool", True, "rle: divide fc_coord's output by the feature's L2 norm "
+                                          "(official RLE); false = plain linear layer (mmpose)"),
         "reduction": Field("int", 16, "SE channel reduction (SE backbones)", check=_positive),
         "deconv_channels": Field("int", 256, "channels of each deconv layer", check=_positive),
         "num_deconv": Field("int", 3, "number of 4x4 stride-2 deconv layers", check=_positive),
     },
     "loss": {
-        "type": Field("str", "joints_mse", "heatmap loss", choices=("joints_mse",)),
+        "type": Field("str", "auto", "auto (the model family's loss), joints_mse (heatmaps) or rle "
+                                     "(regression)", choices=("auto", "joints_mse", "rle")),
         "use_target_weight": Field("bool", True, "weight each joint by its target weight"),
     },
     "decoder": {
-        "type": Field("str", "gauss_taylor", "heatmap decoder", choices=("basic", "gauss_taylor")),
+        "type": Field("str", "gauss_taylor", "heatmap decoder (heatmap models only)",
+                      choices=("basic", "gauss_taylor")),
         "kernel": Field("int", 11, "DARK blur kernel size", check=_odd_kernel),
-        "flip_test": Field("bool", True, "average with the flipped image's heatmaps"),
-        "shift_heatmap": Field("bool", True, "shift the flipped heatmaps one pixel right (HRNet)"),
+        "flip_test": Field("bool", True, "average with the flipped image's output"),
+        "flip_shift": Field("bool", True, "shift the flipped output one pixel right: heatmaps as HRNet's "
+                                          "SHIFT_HEATMAP, coordinates as RLE's flip_coord(shift=True)"),
     },
     "optim": {
         "optimizer": Field("str", "adam", "optimizer", choices=("adam", "adamw", "sgd")),
@@ -235,6 +267,8 @@ class _Checker:
             if key not in spec:
                 close = difflib.get_close_matches(str(key), list(spec), n=1)
                 hint = f"; did you mean '{close[0]}'?" if close else f"; known keys: {', '.join(spec)}"
+                if _join(prefix, key) in RENAMED:
+                    hint = f"; it was renamed to '{RENAMED[_join(prefix, key)]}'"
                 self.fail(_join(prefix, key), "unknown key" + hint)
         out = {}
         for key, sub in spec.items():
@@ -277,6 +311,17 @@ class _Checker:
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 self.fail(key, f"expected a number, got {type(value).__name__} {value!r}")
             return float(value)
+        if kind == "strs":
+            if not isinstance(value, list) or not all(isinstance(x, str) for x in value):
+                self.fail(key, f"expected a list of strings, got {value!r}")
+            return list(value)
+        if kind == "pairs":
+            ok = isinstance(value, list) and all(
+                isinstance(p, list) and len(p) == 2 and all(isinstance(x, int) and not isinstance(x, bool)
+                                                            for x in p) for p in value)
+            if not ok:
+                self.fail(key, f"expected a list of [int, int] pairs, got {value!r}")
+            return [list(p) for p in value]
         if kind in ("ints", "floats", "size"):
             number = float if kind == "floats" else int
             ok_item = (lambda x: isinstance(x, (int, float)) and not isinstance(x, bool)) \
@@ -295,24 +340,54 @@ def _join(prefix, key):
 
 
 def _copy(v):
-    return list(v) if isinstance(v, list) else v
+    return [_copy(x) for x in v] if isinstance(v, list) else v
 
 
-def _check_consistency(values, checker):
-    """Checks that involve several keys or the file system."""
-    data, optim = values["data"], values["optim"]
+def _check_consistency(values, checker, check_paths=True):
+    """Checks that involve several keys, and (with ``check_paths``) the files and folders named."""
+    data, optim, model = values["data"], values["optim"], values["model"]
+    kp = values["keypoints"]
+    problem = keypoint_problem(kp["names"], kp["flip_pairs"], kp["sigmas"], kp["skeleton"],
+                               kp["upper_body_ids"])
+    if problem:
+        checker.fail(f"keypoints.{problem[0]}", f"expected {problem[1]}")
+    if model["num_joints"] == 0:
+        model["num_joints"] = len(kp["names"])
+    elif model["num_joints"] != len(kp["names"]):
+        checker.fail("model.num_joints", f"expected the number of keypoints.names ({len(kp['names'])}) "
+                                         f"or 0, got {model['num_joints']}")
+    family = MODEL_FAMILIES[model["type"]]
+    loss = values["loss"]
+    if loss["type"] == "auto":
+        loss["type"] = FAMILY_LOSSES[family][0]
+    elif loss["type"] not in FAMILY_LOSSES[family]:
+        checker.fail("loss.type", f"model.type {model['type']} ({family} model) trains with "
+                                  f"{' or '.join(FAMILY_LOSSES[family])} (or auto), got {loss['type']!r}")
     ih, iw = data["input_size"]
     hh, hw = data["heatmap_size"]
-    if ih * hw != iw * hh:
+    if family == "heatmap" and ih * hw != iw * hh:
         checker.fail("data.heatmap_size", f"expected the aspect ratio of data.input_size {[ih, iw]} "
                                           f"(e.g. {[ih // 4, iw // 4]}), got {[hh, hw]}")
-    if values["model"]["type"] == "dconv":
+    if model["type"] == "dconv":
         stride = 32 // 2 ** values["model"]["num_deconv"]
         if stride < 1 or ih % 32 or iw % 32 or [hh, hw] != [ih // stride, iw // stride]:
             checker.fail("data.heatmap_size",
                          f"the dconv model outputs input_size / {stride if stride >= 1 else '?'} "
                          f"with {values['model']['num_deconv']} deconv layers and needs input sides "
                          f"divisible by 32; got input {[ih, iw]} and heatmap {[hh, hw]}")
+    if model["pretrained"] == "imagenet" and not model["name"].startswith("resnet"):
+        checker.fail("model.pretrained", f"'imagenet' downloads torchvision's ResNet weights only; for "
+                                         f"{model['name']} give the local path of its ImageNet checkpoint")
+    if optim["milestones"] and not optim["cosine"] and optim["milestones"][-1] > optim["epochs"]:
+        checker.fail("optim.milestones", f"milestones beyond optim.epochs ({optim['epochs']}) never "
+                                         f"take effect; got {optim['milestones']}")
+    if check_paths:
+        _check_paths(values, checker)
+
+
+def _check_paths(values, checker):
+    """Every file and folder the configuration names exists."""
+    data, model = values["data"], values["model"]
     if not data["use_synthetic"]:
         for key in ("train_ann", "val_ann"):
             _require_file(checker, f"data.{key}", data[key])
@@ -323,13 +398,11 @@ def _check_consistency(values, checker):
                       "(needed because data.use_gt_bbox is false)")
     if values["val"]["weight_path"]:
         _require_file(checker, "val.weight_path", values["val"]["weight_path"])
-    pretrained = values["model"]["pretrained"]
-    if pretrained not in ("", "imagenet"):
-        _require_file(checker, "model.pretrained", pretrained,
+    if model["pretrained"] not in ("", "imagenet"):
+        _require_file(checker, "model.pretrained", model["pretrained"],
                       "a local weights file, 'imagenet' or ''")
-    if optim["milestones"] and not optim["cosine"] and optim["milestones"][-1] > optim["epochs"]:
-        checker.fail("optim.milestones", f"milestones beyond optim.epochs ({optim['epochs']}) never "
-                                         f"take effect; got {optim['milestones']}")
+    if model["init_backbone"]:
+        _require_file(checker, "model.init_backbone", model["init_backbone"])
 
 
 def _require_file(checker, key, path, what="an existing file"):
@@ -344,18 +417,22 @@ def _require_dir(checker, key, path):
                           f"are read from the working directory {os.getcwd()})")
 
 
-def validate(raw, source="<dict>", lines=None):
-    """Check a raw nested dict against the schema; return a ``Config``."""
+def validate(raw, source="<dict>", lines=None, check_paths=True):
+    """Check a raw nested dict against the schema; return a ``Config``.
+
+    ``check_paths=False`` skips the existence checks of data, weight and detection files (inference
+    needs none of them)."""
     checker = _Checker(source, lines or {})
     values = checker.section(SCHEMA, raw, "")
-    _check_consistency(values, checker)
+    _check_consistency(values, checker, check_paths)
     return Config(values, source)
 
 
-def load_config(path):
+def load_config(path, check_paths=True):
     """Read, fill in and check a YAML experiment file; return its ``Config``.
 
-    Raises ``ConfigError`` (naming the file, key path and line) on anything wrong.
+    Raises ``ConfigError`` (naming the file, key path and line) on anything wrong;
+    ``check_paths=False`` as in ``validate``.
     """
     if not os.path.isfile(path):
         raise ConfigError(f"{path}: config file not found (working directory {os.getcwd()})")
@@ -369,7 +446,7 @@ def load_config(path):
         raw = {}
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping of keys at the top level, got {type(raw).__name__}")
-    return validate(raw, path, _line_map(text))
+    return validate(raw, path, _line_map(text), check_paths)
 
 
 def with_overrides(cfg, **sections):

@@ -1,7 +1,7 @@
 """Single-process solver: train on CPU, one GPU or several through DataParallel; evaluate with COCOeval.
 
-``DPProcessor(cfg_path).run()`` reads the YAML, builds data, model, loss, optimiser and
-schedule, trains with a tqdm bar, evaluates every ``val.interval`` epochs and keeps
+``DPProcessor(cfg_path).run()`` reads the YAML, builds the keypoint metadata, the model family's
+codec, data, the model (which owns its loss), optimiser and schedule, trains with a tqdm bar, evaluates every ``val.interval`` epochs and keeps
 ``<output_dir>/<model_name>/`` up to date: ``last.pth`` (every epoch, for ``resume: true``),
 ``best.pth`` (best AP), ``metrics.json``, ``curves.png``, ``train.log`` and the COCO results
 json of the latest evaluation. With ``val.weight_path`` set it only evaluates those weights.
@@ -20,13 +20,15 @@ from tqdm import tqdm
 
 from datasets.coco import COCOKeypoints, normalize
 from datasets.draw import batch_picture, write_image
-from losses import build_loss
+from datasets.keypoints import KeypointMeta
+from decoders import build_codec
 from nets import build_model
 
 from .checkpoint import load_checkpoint, model_weights, save_checkpoint, save_json
 from .coco_eval import format_stats_table
 from .config import ConfigError, load_config, with_overrides
 from .evaluator import evaluate_predictions, predict, prediction_picture
+from .inference import Predictor
 from .plots import save_curves
 from .schedule import build_scheduler
 
@@ -93,18 +95,20 @@ class DPProcessor:
         self.amp = cfg.optim.amp and self.device.type == "cuda"
         if cfg.optim.amp and not self.amp:
             self.log.info("optim.amp is on but there is no CUDA device: training in float32")
+        self.keypoints = KeypointMeta.from_config(cfg.keypoints)
+        self.codec = build_codec(cfg, self.keypoints)
         self._setup_data()
-        self.model = build_model(cfg.model).to(self.device)
+        self.model = build_model(cfg.model, cfg.loss).to(self.device)
         self.net = self.model
         if self.device.type == "cuda" and len(cfg.gpus) > 1:
             self.net = torch.nn.DataParallel(self.model, device_ids=cfg.gpus)
-        self.log.info(f"model {cfg.model.type}/{cfg.model.name}: "
+        self.log.info(f"model {cfg.model.type}/{cfg.model.name} ({self.codec.family}, {cfg.loss.type} loss, "
+                      f"{self.keypoints.num_joints} keypoints): "
                       f"{sum(p.numel() for p in self.model.parameters()) / 1e6:.2f} M parameters on {self.device}"
                       f"{f' (DataParallel over GPUs {cfg.gpus})' if self.net is not self.model else ''}")
         self.ema = None
         if cfg.val.weight_path:  # evaluation only: no training state
             return
-        self.loss_fn = build_loss(cfg.loss)
         self.optimizer = OPTIMIZERS[cfg.optim.optimizer](self.model.parameters(), cfg.optim)
         self.scheduler = build_scheduler(self.optimizer, len(self.train_loader), cfg.optim)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
@@ -137,14 +141,16 @@ class DPProcessor:
         d = cfg.data
         pin = self.device.type == "cuda"
         det_file = None if d.use_gt_bbox else d.det_file
-        self.val_set = COCOKeypoints(d.val_ann, d.val_img_root, d, train=False, det_file=det_file)
+        self.val_set = COCOKeypoints(d.val_ann, d.val_img_root, d, train=False, codec=self.codec,
+                                     keypoints=self.keypoints, det_file=det_file)
         self.val_loader = DataLoader(self.val_set, batch_size=cfg.val.batch_size, shuffle=False,
                                      num_workers=d.num_workers, pin_memory=pin)
         self.log.info(f"validation: {len(self.val_set)} instances of {d.val_ann} "
                       f"({'GT boxes' if d.use_gt_bbox else d.det_file})")
         if cfg.val.weight_path:
             return
-        self.train_set = COCOKeypoints(d.train_ann, d.train_img_root, d, train=True, seed=cfg.seed)
+        self.train_set = COCOKeypoints(d.train_ann, d.train_img_root, d, train=True, codec=self.codec,
+                                       keypoints=self.keypoints, seed=cfg.seed)
         self.loader_gen = torch.Generator()
         self.train_loader = DataLoader(
             self.train_set, batch_size=d.batch_size, shuffle=True, num_workers=d.num_workers,
@@ -239,8 +245,7 @@ class DPProcessor:
             target = target.to(self.device, non_blocking=True)
             weight = weight.to(self.device, non_blocking=True)
             with torch.autocast(device_type=self.device.type, enabled=self.amp):
-                output = self.net(images)
-            loss = self.loss_fn(output, target, weight)
+                loss = self.net(images, target, weight)["loss"].mean()  # DataParallel: one per GPU
             if not torch.isfinite(loss):
                 raise FloatingPointError(
                     f"loss is {loss.item()} at epoch {epoch}, iteration {it}: training stopped; "
@@ -271,23 +276,22 @@ class DPProcessor:
         return mean, lr
 
     def _debug_picture(self, images, target, weight, epoch):
-        """data.debug: the first training batch of the epoch with its target peaks drawn."""
-        b, j, h, w = target.shape
-        flat = target.reshape(b, j, -1).argmax(-1)
-        stride = images.shape[-1] / w
-        kps = torch.stack([(flat % w) * stride, (flat // w) * stride, weight[..., 0]], dim=-1)
+        """data.debug: the first training batch of the epoch with the joints its targets encode."""
+        kps = self.codec.target_joints(target, weight)
         path = os.path.join(self.out_dir, f"debug_train_epoch{epoch}.jpg")
-        write_image(path, batch_picture(images, kps.numpy()))
+        write_image(path, batch_picture(images, kps.numpy(), keypoints=self.keypoints))
 
     def evaluate(self, tag="eval"):
         """COCO keypoint evaluation of the current (or EMA) weights on the validation set."""
+        cfg = self.cfg
         model = self.ema.module if self.ema is not None else self.net
         t0 = time.time()
-        pred = predict(model, self.val_loader, self.cfg.decoder, self.val_set.heatmap_wh, self.device,
-                       unbiased=self.cfg.data.unbiased, amp=self.amp, desc=f"eval {tag}")
-        stats, results = evaluate_predictions(pred, self.val_set.coco, self.cfg.val,
+        predictor = Predictor(model, self.codec, self.keypoints, cfg.data.input_wh, unbiased=cfg.data.unbiased,
+                              flip_test=cfg.decoder.flip_test, device=self.device, amp=self.amp)
+        pred = predict(predictor, self.val_loader, desc=f"eval {tag}")
+        stats, results = evaluate_predictions(pred, self.val_set.coco, cfg.val, self.keypoints,
                                               results_path=os.path.join(self.out_dir, "val_results.json"))
-        picture = prediction_picture(self.val_set.coco, self.cfg.data.val_img_root, results)
+        picture = prediction_picture(self.val_set.coco, cfg.data.val_img_root, results, self.keypoints)
         if picture is not None:
             write_image(os.path.join(self.out_dir, "val_preview.jpg"), picture)
         self.log.info(f"evaluation ({tag}, {time.time() - t0:.0f} s, {len(pred['image_ids'])} instances):\n"

@@ -1,55 +1,33 @@
-"""Evaluation driver: model outputs -> image keypoints -> rescoring + OKS-NMS -> COCOeval.
+"""Evaluation driver: ``Predictor`` over the validation crops -> rescoring + OKS-NMS -> COCOeval.
 
 The steps follow the reference ``validate()`` + ``COCODataset.evaluate``: forward (plus the
-flipped image, averaged after ``flip_back`` and the optional one-pixel shift), decode, project
-back to the image, rescore each box by ``box score x mean joint score above in_vis_thresh``,
-OKS-NMS per image, write the COCO results json and run pycocotools.
+flipped image, fused by the codec), decode, project back to the image, rescore each box by
+``box score x mean joint score above in_vis_thresh``, OKS-NMS per image with the keypoint
+metadata's sigmas, write the COCO results json and run pycocotools with the same sigmas.
 """
 import os
 
 import cv2
 import numpy as np
-import torch
 from tqdm import tqdm
 
-from datasets.coco import normalize
-from datasets.coco_meta import FLIP_PAIRS, OKS_SIGMAS
 from datasets.draw import draw_skeleton, tile
-from decoders import decode_heatmaps, fuse_flip, oks_nms, rescore, to_image_coords
+from datasets.keypoints import COCO_KEYPOINTS
+from decoders import oks_nms, rescore
 
 from .coco_eval import evaluate_keypoints
 
 
-def heatmaps_to_keypoints(heatmaps, centers, scales, decoder_cfg, heatmap_wh, unbiased=False):
-    """Decode [B, J, h, w] heatmaps and project them into the image: [B, J, 3] (x, y, score).
+def predict(predictor, loader, desc="eval"):
+    """Run ``predictor`` (a ``processors.inference.Predictor``) over the crops of ``loader``.
 
-    ``heatmap_wh`` is (width, height); ``centers``/``scales`` [B, 2] as the dataset's meta.
+    Returns a dict of per-instance arrays: ``keypoints`` [N, J, 3] (x, y in image pixels, joint
+    score), ``image_ids`` [N], ``box_scores`` [N], ``areas`` [N] (padded box area),
+    ``centers``/``scales`` [N, 2].
     """
-    coords, maxvals = decode_heatmaps(heatmaps, method=decoder_cfg.type, kernel=decoder_cfg.kernel)
-    coords = to_image_coords(coords, torch.as_tensor(centers).to(coords), torch.as_tensor(scales).to(coords),
-                             heatmap_wh, unbiased=unbiased)
-    return torch.cat([coords, maxvals.to(coords)], dim=2)
-
-
-@torch.no_grad()
-def predict(model, loader, decoder_cfg, heatmap_wh, device, unbiased=False, amp=False, desc="eval"):
-    """Run ``model`` over ``loader``; return per-instance arrays.
-
-    Returns a dict: ``keypoints`` [N, J, 3] (x, y in image pixels, joint score), ``image_ids``
-    [N], ``box_scores`` [N], ``areas`` [N] (padded box area), ``centers``/``scales`` [N, 2].
-    """
-    model.eval()
     out = {k: [] for k in ("keypoints", "image_ids", "box_scores", "areas", "centers", "scales")}
-    use_amp = amp and device.type == "cuda"
     for images, _, _, meta in tqdm(loader, desc=desc, leave=False, dynamic_ncols=True):
-        images = normalize(images.to(device, non_blocking=True))
-        with torch.autocast(device_type=device.type, enabled=use_amp):
-            heatmaps = model(images).float()
-            if decoder_cfg.flip_test:
-                flipped = model(torch.flip(images, dims=[3])).float()
-                heatmaps = fuse_flip(heatmaps, flipped, FLIP_PAIRS, shift=decoder_cfg.shift_heatmap)
-        keypoints = heatmaps_to_keypoints(heatmaps, meta["center"], meta["scale"], decoder_cfg,
-                                          heatmap_wh, unbiased)
+        keypoints = predictor.predict_crops(images, meta["center"], meta["scale"])
         out["keypoints"].append(keypoints.cpu().numpy())
         out["image_ids"].append(meta["image_id"].numpy())
         out["box_scores"].append(meta["score"].numpy())
@@ -59,7 +37,7 @@ def predict(model, loader, decoder_cfg, heatmap_wh, device, unbiased=False, amp=
     return {k: np.concatenate(v) for k, v in out.items()}
 
 
-def nms_results(pred, in_vis_thresh=0.2, oks_thresh=0.9, sigmas=OKS_SIGMAS):
+def nms_results(pred, in_vis_thresh=0.2, oks_thresh=0.9, sigmas=COCO_KEYPOINTS.sigmas):
     """COCO keypoint results after rescoring and per-image OKS-NMS (reference ``evaluate``)."""
     scores = rescore(pred["keypoints"][:, :, 2], pred["box_scores"], thresh=in_vis_thresh)
     rounded = np.round(pred["keypoints"].astype(np.float64), 4).reshape(len(scores), -1)
@@ -76,13 +54,15 @@ def nms_results(pred, in_vis_thresh=0.2, oks_thresh=0.9, sigmas=OKS_SIGMAS):
     return results
 
 
-def evaluate_predictions(pred, coco_gt, val_cfg, results_path=None):
-    """Rescore + NMS ``pred`` and run COCOeval against ``coco_gt``; return (stats dict, results)."""
-    results = nms_results(pred, val_cfg.in_vis_thresh, val_cfg.oks_nms_thresh)
-    return evaluate_keypoints(coco_gt, results, results_path=results_path), results
+def evaluate_predictions(pred, coco_gt, val_cfg, keypoints=COCO_KEYPOINTS, results_path=None):
+    """Rescore + NMS ``pred`` and run COCOeval against ``coco_gt`` with the sigmas of ``keypoints``;
+    return (stats dict, results)."""
+    results = nms_results(pred, val_cfg.in_vis_thresh, val_cfg.oks_nms_thresh, sigmas=keypoints.sigmas)
+    return evaluate_keypoints(coco_gt, results, results_path=results_path, sigmas=keypoints.sigmas), results
 
 
-def prediction_picture(coco_gt, img_root, results, max_images=8, score_thresh=0.2, min_person_score=0.1):
+def prediction_picture(coco_gt, img_root, results, keypoints=COCO_KEYPOINTS, max_images=8, score_thresh=0.2,
+                       min_person_score=0.1):
     """Grid of the first ``max_images`` validation images with the kept predictions drawn.
 
     Joints scoring at most ``score_thresh`` and people scoring below ``min_person_score`` are left
@@ -100,7 +80,7 @@ def prediction_picture(coco_gt, img_root, results, max_images=8, score_thresh=0.
         for r in by_image[image_id]:
             if r["score"] >= min_person_score:
                 kps = np.reshape(r["keypoints"], (-1, 3))
-                draw_skeleton(image, kps, thresh=score_thresh)
+                draw_skeleton(image, kps, thresh=score_thresh, keypoints=keypoints)
                 x, y = kps[:, 0].min(), kps[:, 1].min()
                 cv2.putText(image, f"{r['score']:.2f}", (int(x), max(10, int(y) - 4)),
                             cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1, cv2.LINE_AA)

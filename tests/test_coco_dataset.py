@@ -8,13 +8,20 @@ import torch
 
 from datasets.coco import COCOKeypoints, DatasetError, normalize
 from datasets.coco_meta import flip_permutation
+from decoders import build_codec
 from processors.config import validate
 
 
 def data_cfg(ann, img_root, **data):
     raw = {"data": {"train_ann": str(ann), "train_img_root": str(img_root), "val_ann": str(ann),
                     "val_img_root": str(img_root), **data}}
-    return validate(raw).data
+    cfg = validate(raw)
+    return cfg.data, build_codec(cfg)
+
+
+def dataset(ann, img_root, cfg_and_codec, **kw):
+    data, codec = cfg_and_codec
+    return COCOKeypoints(ann, img_root, data, codec=codec, **kw)
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +33,7 @@ def coco_mini(shared_data_dir):
 def test_gt_instances_follow_reference_rules(coco_mini, vectors_dir):
     ann, img_root = coco_mini
     boxes = np.load(vectors_dir / "boxes.npz")
-    ds = COCOKeypoints(ann, img_root, data_cfg(ann, img_root), train=False)
+    ds = dataset(ann, img_root, data_cfg(ann, img_root), train=False)
     assert len(ds) == int(boxes["in_db"].sum()) == 86
     order = np.argsort(boxes["db_index"][boxes["in_db"]])
     kept = np.flatnonzero(boxes["in_db"])[order]
@@ -38,7 +45,7 @@ def test_gt_instances_follow_reference_rules(coco_mini, vectors_dir):
 def test_test_mode_items_reproduce_reference_targets(coco_mini, vectors_dir):
     ann, img_root = coco_mini
     ref = np.load(vectors_dir / "targets.npz")
-    ds = COCOKeypoints(ann, img_root, data_cfg(ann, img_root), train=False)
+    ds = dataset(ann, img_root, data_cfg(ann, img_root), train=False)
     for k, db_index in enumerate(ref["db_index"]):
         image, target, weight, meta = ds[int(db_index)]
         assert image.shape == (3, 256, 192)
@@ -55,7 +62,7 @@ def test_test_mode_crops_equal_reference_crops(coco_mini, vectors_dir):
     crops = aff["crops"] if cv2.__version__.startswith("5.") else aff["crops_opencv4"]
     if not cv2.__version__.startswith(("4.", "5.")):
         pytest.skip(f"reference crops exist for OpenCV 4 and 5, not {cv2.__version__}")
-    ds = COCOKeypoints(ann, img_root, data_cfg(ann, img_root), train=False)
+    ds = dataset(ann, img_root, data_cfg(ann, img_root), train=False)
     checked = 0
     for k in range(len(crops)):
         if aff["rot"][k] != 0:
@@ -78,7 +85,7 @@ def test_normalize_is_imagenet_normalisation():
 def test_unbiased_mode_reproduces_darkpose_targets(coco_mini, vectors_dir):
     ann, img_root = coco_mini
     ref = np.load(vectors_dir / "targets.npz")
-    ds = COCOKeypoints(ann, img_root, data_cfg(ann, img_root, unbiased=True), train=False)
+    ds = dataset(ann, img_root, data_cfg(ann, img_root, unbiased=True), train=False)
     for k, db_index in enumerate(ref["db_index"][:10]):
         _, target, weight, meta = ds[int(db_index)]
         np.testing.assert_array_equal(meta["center"], ref["dark_center"][k])
@@ -111,7 +118,7 @@ def test_augmented_crop_and_targets_move_together(tmp_path):
     ann, root, colours = marker_dataset(tmp_path)
     cfg = data_cfg(ann, root, augment={"rot_factor": 40, "rot_prob": 1.0, "scale_factor": 0.3,
                                        "half_body_prob": 0.0})
-    ds = COCOKeypoints(ann, root, cfg, train=True, seed=1)
+    ds = dataset(ann, root, cfg, train=True, seed=1)
     swap = flip_permutation()
     flips = 0
     for _ in range(12):
@@ -138,7 +145,7 @@ def test_detection_boxes_from_results_file(shared_data_dir):
     ann, det = root / "test_coco.json", root / "test_coco_det_AP_H_56.json"
     dets = json.loads(det.read_text())
     cfg = data_cfg(ann, root, use_gt_bbox=False, det_file=str(det), det_score_thresh=0.3)
-    ds = COCOKeypoints(ann, root, cfg, train=False, det_file=str(det))
+    ds = dataset(ann, root, cfg, train=False, det_file=str(det))
     expected = [d for d in dets if d["category_id"] == 1 and d["score"] >= 0.3]
     assert len(ds) == len(expected) and 0 < len(ds) < len(dets)
     assert [r["score"] for r in ds.db] == pytest.approx([d["score"] for d in expected])
@@ -151,17 +158,17 @@ def test_detection_boxes_from_results_file(shared_data_dir):
 def test_bad_inputs_raise_clear_errors(tmp_path, coco_mini):
     ann, root, _ = marker_dataset(tmp_path)
     (tmp_path / "markers.png").write_bytes(b"\x89PNG broken")
-    ds = COCOKeypoints(ann, root, data_cfg(ann, root), train=False)
+    ds = dataset(ann, root, data_cfg(ann, root), train=False)
     with pytest.raises(DatasetError, match="markers.png.*image id 1.*corrupt"):
         ds[0]
     (tmp_path / "markers.png").unlink()
     with pytest.raises(DatasetError, match="missing.*markers.png"):
-        COCOKeypoints(ann, root, data_cfg(ann, root), train=False)
+        dataset(ann, root, data_cfg(ann, root), train=False)
     empty = tmp_path / "empty.json"
     empty.write_text(json.dumps({"images": [], "annotations": [], "categories": [{"id": 1, "name": "person"}]}))
     with pytest.raises(DatasetError, match="no person instance"):
-        COCOKeypoints(empty, root, data_cfg(empty, root), train=False)
+        dataset(empty, root, data_cfg(empty, root), train=False)
     broken = tmp_path / "broken.json"
     broken.write_text("{not json")
     with pytest.raises(DatasetError, match="cannot read COCO annotation file"):
-        COCOKeypoints(broken, root, data_cfg(broken, root), train=False)
+        dataset(broken, root, data_cfg(broken, root), train=False)

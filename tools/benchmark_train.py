@@ -13,6 +13,7 @@ import os
 import sys
 import time
 
+import numpy as np
 import torch
 import yaml
 
@@ -20,7 +21,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from datasets.coco import COCOKeypoints, normalize  # noqa: E402
 from datasets.synthetic import make_synthetic_coco  # noqa: E402
-from losses import build_loss  # noqa: E402
+from decoders import build_codec  # noqa: E402
 from nets import build_model  # noqa: E402
 from processors.config import ConfigError, validate  # noqa: E402
 from processors.dp_processor import init_loader_worker  # noqa: E402
@@ -40,7 +41,7 @@ def load_without_data(path, synthetic_root):
     return validate(raw, path)
 
 
-def time_steps(model, loss_fn, batches, device, amp, iters, warmup):
+def time_steps(model, batches, device, amp, iters, warmup):
     """Images/s over ``iters`` steps after ``warmup``; ``batches`` yields (images, target, weight)."""
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
     scaler = torch.amp.GradScaler("cuda", enabled=amp)
@@ -54,7 +55,7 @@ def time_steps(model, loss_fn, batches, device, amp, iters, warmup):
         images, target, weight = (t.to(device, non_blocking=True) for t in (images, target, weight))
         images = normalize(images)
         with torch.autocast(device_type=device.type, enabled=amp):
-            loss = loss_fn(model(images), target, weight)
+            loss = model(images, target, weight)["loss"]
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         scaler.step(optimizer)
@@ -67,13 +68,14 @@ def time_steps(model, loss_fn, batches, device, amp, iters, warmup):
     return seen / (time.perf_counter() - start)
 
 
-def random_batches(cfg, batch_size, device):
+def random_batches(cfg, codec, batch_size, device):
+    """Random images with the targets ``codec`` makes of random joints inside the crop."""
     h, w = cfg.data.input_size
-    hh, hw = cfg.data.heatmap_size
     j = cfg.model.num_joints
+    rng = np.random.default_rng(0)
     images = torch.randint(0, 256, (batch_size, 3, h, w), dtype=torch.uint8, device=device)
-    target = torch.rand(batch_size, j, hh, hw, device=device)
-    weight = torch.ones(batch_size, j, 1, device=device)
+    samples = [codec.encode(rng.uniform(0, 1, (j, 2)) * [w - 1, h - 1], np.ones(j)) for _ in range(batch_size)]
+    target, weight = (torch.from_numpy(np.stack(t)).to(device) for t in zip(*samples))
     while True:
         yield images, target, weight
 
@@ -106,25 +108,25 @@ def main(argv=None):
     batch_size = args.batch_size or cfg.data.batch_size
     amps = {"config": [cfg.optim.amp], "on": [True], "off": [False], "both": [False, True]}[args.amp]
     amps = [a for a in amps if not a or device.type == "cuda"] or [False]
-    model = build_model(cfg.model).to(device)
-    loss_fn = build_loss(cfg.loss)
+    model = build_model(cfg.model, cfg.loss).to(device)
+    codec = build_codec(cfg)
     loader = None
     if args.pipeline:
         syn = cfg.data.synthetic
         paths = make_synthetic_coco(syn.root, num_train=syn.num_train, num_val=syn.num_val,
                                     image_size=tuple(syn.image_size[::-1]), seed=syn.seed)
-        dataset = COCOKeypoints(paths["train_ann"], paths["train_images"], cfg.data, train=True)
+        dataset = COCOKeypoints(paths["train_ann"], paths["train_images"], cfg.data, train=True, codec=codec)
         loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=True, drop_last=True,
                                              num_workers=cfg.data.num_workers, pin_memory=device.type == "cuda",
                                              persistent_workers=cfg.data.num_workers > 0,
                                              worker_init_fn=None if args.opencv_threads else init_loader_worker)
     rows = []
     for amp in amps:
-        sources = [("model", random_batches(cfg, batch_size, device))]
+        sources = [("model", random_batches(cfg, codec, batch_size, device))]
         if loader is not None:
             sources.append(("pipeline", pipeline_batches(loader)))
         for kind, batches in sources:
-            ips = time_steps(model, loss_fn, batches, device, amp, args.iters, args.warmup)
+            ips = time_steps(model, batches, device, amp, args.iters, args.warmup)
             rows.append({"config": args.cfg, "model": f"{cfg.model.type}/{cfg.model.name}",
                          "input": cfg.data.input_size, "batch": batch_size, "amp": amp, "kind": kind,
                          "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",

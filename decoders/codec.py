@@ -1,0 +1,33 @@
+"""``build_codec(cfg)``: the codec of the model family that ``model.type`` names.
+
+A codec owns everything that differs between the two families on either side of the network:
+``encode(joints, joints_vis)`` (called by the dataset, which knows nothing of heatmaps),
+``decode(outputs)`` -> crop-grid coordinates + scores, ``fuse_flip(outputs, outputs_flipped)``,
+``grid_wh`` for back-projection, and ``family`` (``heatmap`` or ``regression``).
+"""
+from datasets.keypoints import KeypointMeta
+
+from .heatmap_codec import HeatmapCodec
+from .regression_codec import RegressionCodec
+
+
+def _heatmap(cfg, keypoints):
+    d = cfg.data
+    return HeatmapCodec(d.input_wh, d.heatmap_wh, d.sigma, keypoints.flip_pairs, method=cfg.decoder.type,
+                        kernel=cfg.decoder.kernel, unbiased=d.unbiased, flip_shift=cfg.decoder.flip_shift)
+
+
+def _regression(cfg, keypoints):
+    return RegressionCodec(cfg.data.input_wh, keypoints.flip_pairs, flip_shift=cfg.decoder.flip_shift)
+
+
+# model family (processors.config.MODEL_FAMILIES) -> codec constructor
+CODECS = {"heatmap": _heatmap, "regression": _regression}
+
+
+def build_codec(cfg, keypoints=None):
+    """Codec for a full ``Config``; ``keypoints`` defaults to ``KeypointMeta.from_config(cfg.keypoints)``."""
+    from processors.config import MODEL_FAMILIES
+
+    keypoints = keypoints or KeypointMeta.from_config(cfg.keypoints)
+    return CODECS[MODEL_FAMILIES[cfg.model.type]](cfg, keypoints)

@@ -1,0 +1,116 @@
+"""``Predictor``: the one inference path, from person boxes on an image to keypoints in the image.
+
+crop (box -> center/scale -> affine warp) -> RGB -> normalise -> forward [+ mirrored forward ->
+``codec.fuse_flip``] -> ``codec.decode`` -> back-projection to image pixels. Evaluation, the video
+demo and users' scripts all go through it, so they give the same keypoints for the same box::
+
+    import cv2
+    from processors.inference import Predictor
+    predictor = Predictor.from_config("configs/sample.yaml", "weights/sample_resnet18_dconv/best.pth")
+    image = cv2.imread("people.jpg")                                  # uint8 BGR, as OpenCV reads it
+    keypoints = predictor(image, [[40, 30, 200, 380]])                # [N, J, 3]: x, y, score
+"""
+import numpy as np
+import torch
+
+from datasets.coco import normalize
+from datasets.keypoints import KeypointMeta
+from datasets.transforms import box_to_center_scale, crop_image
+from decoders import build_codec, rescore, to_image_coords
+from nets import build_model
+
+from .checkpoint import model_weights
+from .config import Config, ConfigError, load_config
+
+
+def decode_to_image(codec, outputs, centers, scales, unbiased=False):
+    """Decode a batch of model outputs and project it into the image: [B, J, 3] (x, y, score) torch.
+
+    ``centers`` / ``scales`` [B, 2] are the crops' boxes (as ``box_to_center_scale`` gives them);
+    ``unbiased`` selects DarkPose's back-projection (``data.unbiased``).
+    """
+    coords, scores = codec.decode(outputs)
+    coords = to_image_coords(coords, torch.as_tensor(centers).to(coords.device),
+                             torch.as_tensor(scales).to(coords.device), codec.grid_wh, unbiased=unbiased)
+    return torch.cat([coords, scores.to(coords)], dim=2)
+
+
+class Predictor:
+    """Keypoints of the people in given boxes, for any TopPose model.
+
+    ``model`` (in eval mode while predicting), ``codec`` (``decoders.build_codec``), ``keypoints``
+    (``KeypointMeta``), ``input_wh`` = network input (width, height); ``unbiased`` = DarkPose's crop
+    and back-projection conventions; ``flip_test`` averages with the mirrored crop's output.
+    """
+
+    def __init__(self, model, codec, keypoints, input_wh, unbiased=False, flip_test=True, device="cpu",
+                 amp=False, batch_size=64):
+        self.model, self.codec, self.keypoints = model, codec, keypoints
+        self.input_wh, self.unbiased, self.flip_test = tuple(input_wh), unbiased, flip_test
+        self.device = torch.device(device)
+        self.amp = amp and self.device.type == "cuda"
+        self.batch_size = batch_size
+
+    @classmethod
+    def from_config(cls, cfg_or_path, weights=None, device=None, batch_size=None):
+        """Build the model of a YAML file (or ``Config``) and load ``weights`` (a TopPose checkpoint or
+        state dict; default ``val.weight_path``). ``device`` defaults to the first of ``gpus`` when
+        CUDA has it, else the CPU. The YAML's data paths need not exist."""
+        cfg = cfg_or_path if isinstance(cfg_or_path, Config) else load_config(cfg_or_path, check_paths=False)
+        weights = weights or cfg.val.weight_path
+        if not weights:
+            raise ConfigError(f"{cfg.source}: Predictor needs weights: pass a checkpoint path or set "
+                              f"val.weight_path")
+        keypoints = KeypointMeta.from_config(cfg.keypoints)
+        model = build_model(cfg.model)
+        model.load_state_dict(model_weights(weights))
+        if device is None:
+            device = f"cuda:{cfg.gpus[0]}" if cfg.gpus and torch.cuda.is_available() else "cpu"
+        return cls(model.to(device).eval(), build_codec(cfg, keypoints), keypoints, cfg.data.input_wh,
+                   unbiased=cfg.data.unbiased, flip_test=cfg.decoder.flip_test, device=device,
+                   amp=cfg.optim.amp, batch_size=batch_size or cfg.val.batch_size)
+
+    @torch.no_grad()
+    def predict_crops(self, crops, centers, scales):
+        """Keypoints of a batch of crops: ``crops`` [B, 3, H, W] uint8 RGB (as the dataset yields them),
+        ``centers`` / ``scales`` [B, 2] of their boxes. Returns [B, J, 3] float32 torch on the device."""
+        self.model.eval()
+        images = normalize(crops.to(self.device, non_blocking=True))
+        with torch.autocast(device_type=self.device.type, enabled=self.amp):
+            outputs = self.model(images)
+            if self.flip_test:
+                outputs = self.codec.fuse_flip(outputs, self.model(torch.flip(images, dims=[3])))
+        return decode_to_image(self.codec, outputs, centers, scales, self.unbiased)
+
+    def __call__(self, image_bgr, boxes_xyxy, box_scores=None):
+        """Keypoints [N, J, 3] (x, y in image pixels, joint score), float32 numpy, one row per box.
+
+        ``image_bgr``: H x W x 3 uint8 as ``cv2.imread`` / ``cv2.VideoCapture`` give it;
+        ``boxes_xyxy``: N x 4 person boxes; ``box_scores``: the detector's N scores, used to score
+        each person by ``person_scores`` (see ``predict``).
+        """
+        return self.predict(image_bgr, boxes_xyxy, box_scores)[0]
+
+    def predict(self, image_bgr, boxes_xyxy, box_scores=None, in_vis_thresh=0.2):
+        """``(keypoints [N, J, 3], person scores [N])``: the person score is the evaluation's rescoring,
+        box score (1 if not given) x the mean of the joint scores above ``in_vis_thresh``."""
+        image = np.asarray(image_bgr)
+        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+            raise ValueError(f"image must be an H x W x 3 uint8 BGR array (as cv2.imread gives), got "
+                             f"{image.dtype} {image.shape}")
+        boxes = np.asarray(boxes_xyxy, np.float64).reshape(-1, 4) if len(boxes_xyxy) else np.zeros((0, 4))
+        scores = np.ones(len(boxes)) if box_scores is None else np.asarray(box_scores, np.float64).reshape(-1)
+        if len(scores) != len(boxes):
+            raise ValueError(f"box_scores must have one score per box ({len(boxes)}), got {len(scores)}")
+        out = np.zeros((len(boxes), self.keypoints.num_joints, 3), np.float32)
+        aspect = self.input_wh[0] / self.input_wh[1]
+        for start in range(0, len(boxes), self.batch_size):
+            chunk = boxes[start:start + self.batch_size]
+            boxes_cs = [box_to_center_scale([x1, y1, x2 - x1, y2 - y1], aspect, unbiased=self.unbiased)
+                        for x1, y1, x2, y2 in chunk]
+            centers, scales = (np.stack(v) for v in zip(*boxes_cs))
+            crops = np.stack([crop_image(image, c, s, 0, self.input_wh, unbiased=self.unbiased)
+                              for c, s in boxes_cs])
+            crops = torch.from_numpy(np.ascontiguousarray(crops[..., ::-1].transpose(0, 3, 1, 2)))
+            out[start:start + len(chunk)] = self.predict_crops(crops, centers, scales).cpu().numpy()
+        return out, rescore(out[:, :, 2], scores, thresh=in_vis_thresh)
