@@ -145,10 +145,10 @@ SCHEMA = {
     "loss": {
         "type": Field("str", "auto", "auto (the model family's loss), joints_mse (heatmaps) or rle "
                                      "(regression)", choices=("auto", "joints_mse", "rle")),
-        "use_target_weight": Field("bool", True, "weight each joint by its target weight"),
+        "use_target_weight": Field("bool", True, "joints_mse: weight each joint by its target weight (rle always does)"),
     },
     "decoder": {
-        "type": Field("str", "gauss_taylor", "heatmap decoder (heatmap models only)",
+        "type": Field("str", "gauss_taylor", "heatmap decoder, heatmap models only",
                       choices=("basic", "gauss_taylor")),
         "kernel": Field("int", 11, "DARK blur kernel size", check=_odd_kernel),
         "flip_test": Field("bool", True, "average with the flipped image's output"),
@@ -375,6 +375,9 @@ def _check_consistency(values, checker, check_paths=True):
                          f"the dconv model outputs input_size / {stride if stride >= 1 else '?'} "
                          f"with {values['model']['num_deconv']} deconv layers and needs input sides "
                          f"divisible by 32; got input {[ih, iw]} and heatmap {[hh, hw]}")
+    if model["name"].startswith("scnet") and min(ih, iw) < 128:
+        checker.fail("data.input_size", f"SCNet's self-calibration pools its last stage (1/32) by 4, so "
+                                        f"both input sides must be >= 128; got {[ih, iw]}")
     if model["pretrained"] == "imagenet" and not model["name"].startswith("resnet"):
         checker.fail("model.pretrained", f"'imagenet' downloads torchvision's ResNet weights only; for "
                                          f"{model['name']} give the local path of its ImageNet checkpoint")
@@ -461,3 +464,35 @@ def with_overrides(cfg, **sections):
         else:
             values[section] = updates
     return validate(values, cfg.source)
+
+
+def _markdown_default(field, path):
+    value = field.default
+    if path.startswith("keypoints."):
+        return "COCO's"
+    if isinstance(value, bool):
+        return f"`{str(value).lower()}`"
+    if value == "":
+        return "`''`"
+    return f"`{value}`"
+
+
+def markdown_table():
+    """The README's YAML reference: every key with its default and meaning, from ``SCHEMA``."""
+    rows = ["| key | default | meaning |", "| --- | --- | --- |"]
+
+    def walk(spec, prefix):
+        for key, sub in spec.items():
+            path = _join(prefix, key)
+            if isinstance(sub, dict):
+                walk(sub, path)
+                continue
+            doc = sub.doc + (f" ({' / '.join(sub.choices)})" if sub.choices and "(" not in sub.doc else "")
+            rows.append(f"| `{path}` | {_markdown_default(sub, path)} | {doc} |")
+
+    walk(SCHEMA, "")
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    print(markdown_table())
