@@ -1,7 +1,8 @@
 """Single-process solver: train on CPU, one GPU or several through DataParallel; evaluate with COCOeval.
 
 ``DPProcessor(cfg_path).run()`` reads the YAML, builds the keypoint metadata, the model family's
-codec, data, the model (which owns its loss), optimiser and schedule, trains with a tqdm bar, evaluates every ``val.interval`` epochs and keeps
+codec, data, the model (which owns its loss), optimiser and schedule, trains with a tqdm bar,
+evaluates every ``val.interval`` epochs (through ``processors.inference.Predictor``) and keeps
 ``<output_dir>/<model_name>/`` up to date: ``last.pth`` (every epoch, for ``resume: true``),
 ``best.pth`` (best AP), ``metrics.json``, ``curves.png``, ``train.log`` and the COCO results
 json of the latest evaluation. With ``val.weight_path`` set it only evaluates those weights.

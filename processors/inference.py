@@ -99,6 +99,10 @@ class Predictor:
             raise ValueError(f"image must be an H x W x 3 uint8 BGR array (as cv2.imread gives), got "
                              f"{image.dtype} {image.shape}")
         boxes = np.asarray(boxes_xyxy, np.float64).reshape(-1, 4) if len(boxes_xyxy) else np.zeros((0, 4))
+        bad = np.flatnonzero(~np.isfinite(boxes).all(1) | (boxes[:, 2] <= boxes[:, 0]) | (boxes[:, 3] <= boxes[:, 1]))
+        if len(bad):
+            raise ValueError(f"box {bad[0]} ({boxes[bad[0]].tolist()}) is not a box x1, y1, x2, y2 with x2 > x1 "
+                             f"and y2 > y1")
         scores = np.ones(len(boxes)) if box_scores is None else np.asarray(box_scores, np.float64).reshape(-1)
         if len(scores) != len(boxes):
             raise ValueError(f"box_scores must have one score per box ({len(boxes)}), got {len(scores)}")

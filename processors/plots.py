@@ -11,8 +11,9 @@ def save_curves(history, path):
         return
     epochs = [h["epoch"] for h in history]
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
-    axes[0].plot(epochs, [h["loss"] for h in history], marker="o", ms=3)
-    axes[0].set(title="training loss", xlabel="epoch", yscale="log")
+    losses = [h["loss"] for h in history]
+    axes[0].plot(epochs, losses, marker="o", ms=3)  # RLE's negative log-likelihood can be < 0
+    axes[0].set(title="training loss", xlabel="epoch", yscale="log" if min(losses) > 0 else "linear")
     axes[1].plot(epochs, [h["lr"] for h in history], marker="o", ms=3)
     axes[1].set(title="learning rate (last step of the epoch)", xlabel="epoch")
     evals = [h for h in history if h.get("stats")]

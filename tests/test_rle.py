@@ -146,3 +146,21 @@ def test_rle_on_scnet_builds_and_steps():
     loss = model(torch.randn(2, 3, 128, 128), torch.rand(2, 17, 2) - 0.5, torch.ones(2, 17, 1))["loss"]
     loss.backward()
     assert torch.isfinite(loss) and model.backbone.layer1[0].scconv.k2[1].weight.grad is not None
+
+
+def test_init_backbone_from_a_heatmap_checkpoint(tmp_path):
+    """model.init_backbone: an RLE model starts from the backbone of a TopPose heatmap checkpoint."""
+    from nets import PretrainedWeightsError
+    torch.manual_seed(1)
+    heatmap = build_model(rle_cfg(type="dconv", deconv_channels=32, num_deconv=3))
+    path = tmp_path / "best.pth"
+    torch.save({"model": heatmap.state_dict(), "epoch": 3}, path)
+    rle = build_model(rle_cfg(init_backbone=str(path)))
+    for key, value in heatmap.backbone.state_dict().items():
+        assert torch.equal(rle.backbone.state_dict()[key], value), key
+    fresh = build_model(rle_cfg())
+    assert not torch.equal(fresh.backbone.layer4[1].conv2.weight, heatmap.backbone.layer4[1].conv2.weight)
+    no_backbone = tmp_path / "head_only.pth"
+    torch.save({"model": heatmap.head.state_dict()}, no_backbone)
+    with pytest.raises(PretrainedWeightsError, match="no backbone"):
+        build_model(rle_cfg(init_backbone=str(no_backbone)))
