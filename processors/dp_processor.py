@@ -288,7 +288,8 @@ class DPProcessor:
         model = self.ema.module if self.ema is not None else self.net
         t0 = time.time()
         predictor = Predictor(model, self.codec, self.keypoints, cfg.data.input_wh, unbiased=cfg.data.unbiased,
-                              flip_test=cfg.decoder.flip_test, device=self.device, amp=self.amp)
+                              flip_test=cfg.decoder.flip_test, device=self.device, amp=self.amp,
+                              batch_size=cfg.val.batch_size, in_vis_thresh=cfg.val.in_vis_thresh)
         pred = predict(predictor, self.val_loader, desc=f"eval {tag}")
         stats, results = evaluate_predictions(pred, self.val_set.coco, cfg.val, self.keypoints,
                                               results_path=os.path.join(self.out_dir, "val_results.json"))

@@ -40,16 +40,17 @@ class Predictor:
 
     ``model`` (in eval mode while predicting), ``codec`` (``decoders.build_codec``), ``keypoints``
     (``KeypointMeta``), ``input_wh`` = network input (width, height); ``unbiased`` = DarkPose's crop
-    and back-projection conventions; ``flip_test`` averages with the mirrored crop's output.
+    and back-projection conventions; ``flip_test`` averages with the mirrored crop's output;
+    ``in_vis_thresh`` is the joint-score threshold of the person score (``val.in_vis_thresh``).
     """
 
     def __init__(self, model, codec, keypoints, input_wh, unbiased=False, flip_test=True, device="cpu",
-                 amp=False, batch_size=64):
+                 amp=False, batch_size=64, in_vis_thresh=0.2):
         self.model, self.codec, self.keypoints = model, codec, keypoints
         self.input_wh, self.unbiased, self.flip_test = tuple(input_wh), unbiased, flip_test
         self.device = torch.device(device)
         self.amp = amp and self.device.type == "cuda"
-        self.batch_size = batch_size
+        self.batch_size, self.in_vis_thresh = batch_size, in_vis_thresh
 
     @classmethod
     def from_config(cls, cfg_or_path, weights=None, device=None, batch_size=None):
@@ -68,7 +69,8 @@ class Predictor:
             device = f"cuda:{cfg.gpus[0]}" if cfg.gpus and torch.cuda.is_available() else "cpu"
         return cls(model.to(device).eval(), build_codec(cfg, keypoints), keypoints, cfg.data.input_wh,
                    unbiased=cfg.data.unbiased, flip_test=cfg.decoder.flip_test, device=device,
-                   amp=cfg.optim.amp, batch_size=batch_size or cfg.val.batch_size)
+                   amp=cfg.optim.amp, batch_size=batch_size or cfg.val.batch_size,
+                   in_vis_thresh=cfg.val.in_vis_thresh)
 
     @torch.no_grad()
     def predict_crops(self, crops, centers, scales):
@@ -86,12 +88,12 @@ class Predictor:
         """Keypoints [N, J, 3] (x, y in image pixels, joint score), float32 numpy, one row per box.
 
         ``image_bgr``: H x W x 3 uint8 as ``cv2.imread`` / ``cv2.VideoCapture`` give it;
-        ``boxes_xyxy``: N x 4 person boxes; ``box_scores``: the detector's N scores, used to score
-        each person by ``person_scores`` (see ``predict``).
+        ``boxes_xyxy``: N x 4 person boxes; ``box_scores``: the detector's N scores (checked;
+        ``predict`` returns the person scores made from them as well).
         """
         return self.predict(image_bgr, boxes_xyxy, box_scores)[0]
 
-    def predict(self, image_bgr, boxes_xyxy, box_scores=None, in_vis_thresh=0.2):
+    def predict(self, image_bgr, boxes_xyxy, box_scores=None):
         """``(keypoints [N, J, 3], person scores [N])``: the person score is the evaluation's rescoring,
         box score (1 if not given) x the mean of the joint scores above ``in_vis_thresh``."""
         image = np.asarray(image_bgr)
@@ -117,4 +119,4 @@ class Predictor:
                               for c, s in boxes_cs])
             crops = torch.from_numpy(np.ascontiguousarray(crops[..., ::-1].transpose(0, 3, 1, 2)))
             out[start:start + len(chunk)] = self.predict_crops(crops, centers, scales).cpu().numpy()
-        return out, rescore(out[:, :, 2], scores, thresh=in_vis_thresh)
+        return out, rescore(out[:, :, 2], scores, thresh=self.in_vis_thresh)
