@@ -34,7 +34,8 @@ class RLELoss(nn.Module):
             b, j, _ = coords.shape
             log_phi = self.flow_model.log_prob(((coords - target) / sigma).reshape(-1, 2)).reshape(b, j, 1)
             nf_loss = torch.log(sigma) - log_phi
-            log_q = torch.log(sigma * math.sqrt(2 * math.pi)) + torch.abs(target - coords) / (math.sqrt(2) * sigma + 1e-9)
+            log_q = (torch.log(sigma * math.sqrt(2 * math.pi))
+                     + torch.abs(target - coords) / (math.sqrt(2) * sigma + 1e-9))
             loss = ((nf_loss + log_q) * weight).sum() / b
         if not torch.isfinite(loss):
             bad = {name: int((~torch.isfinite(t)).sum()) for name, t in

@@ -25,7 +25,8 @@ class Field:
     """One YAML leaf: its kind, default and an optional extra check.
 
     ``kind`` is one of ``str bool int float size ints floats strs pairs path``; ``size`` is a
-    ``[height, width]`` pair of positive ints, ``pairs`` a list of ``[int, int]``. ``check(value)`` returns an error text or None.
+    ``[height, width]`` pair of positive ints, ``pairs`` a list of ``[int, int]``.
+    ``check(value)`` returns an error text or None.
     """
 
     def __init__(self, kind, default, doc, choices=None, check=None, optional=False):
@@ -145,7 +146,8 @@ SCHEMA = {
     "loss": {
         "type": Field("str", "auto", "auto (the model family's loss), joints_mse (heatmaps) or rle "
                                      "(regression)", choices=("auto", "joints_mse", "rle")),
-        "use_target_weight": Field("bool", True, "joints_mse: weight each joint by its target weight (rle always does)"),
+        "use_target_weight": Field("bool", True, "joints_mse: weight each joint by its target weight "
+                                                 "(rle always does)"),
     },
     "decoder": {
         "type": Field("str", "gauss_taylor", "heatmap decoder, heatmap models only",
