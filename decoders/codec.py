@@ -6,6 +6,7 @@ A codec owns everything that differs between the two families on either side of 
 ``grid_wh`` for back-projection, and ``family`` (``heatmap`` or ``regression``).
 """
 from datasets.keypoints import KeypointMeta
+from processors.config import MODEL_FAMILIES
 
 from .heatmap_codec import HeatmapCodec
 from .regression_codec import RegressionCodec
@@ -21,13 +22,11 @@ def _regression(cfg, keypoints):
     return RegressionCodec(cfg.data.input_wh, keypoints.flip_pairs, flip_shift=cfg.decoder.flip_shift)
 
 
-# model family (processors.config.MODEL_FAMILIES) -> codec constructor
+# model family (MODEL_FAMILIES[model.type]) -> codec constructor
 CODECS = {"heatmap": _heatmap, "regression": _regression}
 
 
 def build_codec(cfg, keypoints=None):
     """Codec for a full ``Config``; ``keypoints`` defaults to ``KeypointMeta.from_config(cfg.keypoints)``."""
-    from processors.config import MODEL_FAMILIES
-
     keypoints = keypoints or KeypointMeta.from_config(cfg.keypoints)
     return CODECS[MODEL_FAMILIES[cfg.model.type]](cfg, keypoints)
