@@ -1,4 +1,6 @@
-"""SimpleBaseline head: stacked 4x4 stride-2 transposed convolutions, then 1x1 to the joints."""
+"""SimpleBaseline head: stacked 4x4 stride-2 transposed convolutions, then 1x1 to the joints.
+
+With ``num_deconv=0`` it is only the 1x1 output conv, the head of stride-4 backbones (Lite-HRNet)."""
 import torch.nn as nn
 
 from losses import JointsMSELoss
@@ -35,6 +37,11 @@ class DeconvHead(nn.Module):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
         self.loss_module = loss if loss is not None else JointsMSELoss()
+
+    @staticmethod
+    def foreign_key(key):
+        """Own name of a checkpoint's head tensor: PaddleDetection calls the output conv ``final_conv``."""
+        return "final_layer." + key[len("final_conv."):] if key.startswith("final_conv.") else key
 
     def forward(self, x):
         return self.final_layer(self.deconv_layers(x))

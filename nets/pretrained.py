@@ -16,6 +16,7 @@ TORCHVISION_WEIGHTS = {
     "resnet50": torchvision.models.ResNet50_Weights.IMAGENET1K_V1,
     "resnet101": torchvision.models.ResNet101_Weights.IMAGENET1K_V1,
     "resnet152": torchvision.models.ResNet152_Weights.IMAGENET1K_V1,
+    "mobilenetv2_100": torchvision.models.MobileNet_V2_Weights.IMAGENET1K_V1,
 }
 DOWNLOAD_TIMEOUT_S = 30
 
@@ -60,8 +61,13 @@ def imagenet_state_dict(name):
 
 
 def load_backbone_weights(backbone, name, spec):
-    """Load ``spec`` ('imagenet' or a file path) into ``backbone``; return the number of tensors loaded."""
+    """Load ``spec`` ('imagenet' or a file path) into ``backbone``; return the number of tensors loaded.
+
+    A file's names may carry a ``backbone.`` prefix and may be the foreign names the backbone's
+    ``foreign_key`` maps (mmpose-style MobileNetV2)."""
     state = imagenet_state_dict(name) if spec == "imagenet" else read_state_dict(spec)
+    rename = getattr(backbone, "foreign_key", lambda k: k)
+    state = {rename(k[len("backbone."):] if k.startswith("backbone.") else k): v for k, v in state.items()}
     return _load_matching(backbone, name, spec, state)
 
 
