@@ -3,7 +3,7 @@
 Instances follow the reference (HRNet ``COCODataset``) rules:
 - ground-truth boxes: non-crowd person annotations whose sanitised box is valid and whose
   ``area > 0``, with at least one labelled keypoint; box -> center/scale with ``pixel_std`` 200,
-  the input aspect ratio and x1.25 padding;
+  ``data.aspect_ratio`` and ``data.padding`` (by default the input's aspect ratio and x1.25);
 - detection boxes (evaluation with a person detector): every ``category_id`` 1 detection of an
   image of the annotation file scoring at least ``det_score_thresh``, box used raw.
 """
@@ -19,23 +19,8 @@ from pycocotools.coco import COCO
 from torch.utils.data import Dataset
 
 from .keypoints import COCO_KEYPOINTS
-from .transforms import (affine_transform, box_to_center_scale, clean_bbox, fliplr_joints,
-                         get_affine_transform, half_body_center_scale)
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-
-
-def normalize(images):
-    """uint8 RGB batches [B, 3, H, W] (as the dataset yields them) -> float32 ImageNet-normalised.
-
-    Done on the training device: uint8 crops cross the DataLoader's process boundary at a quarter
-    of the float32 size, which is what limits loading with many workers.
-    """
-    mean = torch.tensor(IMAGENET_MEAN, device=images.device).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD, device=images.device).view(1, 3, 1, 1)
-    return (images.float() / 255.0 - mean) / std
-
+from .preprocess import Preprocess
+from .transforms import affine_transform, clean_bbox, fliplr_joints, half_body_center_scale
 
 class DatasetError(RuntimeError):
     """The annotation file, an image or a detection file cannot be used."""
@@ -59,30 +44,30 @@ def read_image(path, image_id=None):
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
-def gt_instances(coco, img_root, aspect_ratio, num_joints=COCO_KEYPOINTS.num_joints, unbiased=False):
-    """Ground-truth person instances in COCO image-id order (the reference db order)."""
+def gt_instances(coco, img_root, preprocess, num_joints=COCO_KEYPOINTS.num_joints, box_rule="hrnet"):
+    """Ground-truth person instances in COCO image-id order (the reference db order); ``box_rule``
+    (``data.gt_box``) sanitises each box and ``preprocess`` (``Preprocess``) turns it into center / scale."""
     db = []
     for image_id in coco.getImgIds():
         info = coco.loadImgs(image_id)[0]
         for obj in coco.loadAnns(coco.getAnnIds(imgIds=image_id, iscrowd=False)):
             if obj.get("category_id") != 1 or max(obj.get("keypoints") or [0]) == 0:
                 continue
-            box = clean_bbox(obj["bbox"], (info["width"], info["height"]), unbiased=unbiased,
-                             area=obj.get("area", 0))
+            box = clean_bbox(obj["bbox"], (info["width"], info["height"]), unbiased=preprocess.unbiased,
+                             area=obj.get("area", 0), rule=box_rule)
             if box is None:
                 continue
             kpts = np.asarray(obj["keypoints"], dtype=np.float64).reshape(-1, 3)
             if len(kpts) != num_joints:
                 raise DatasetError(f"annotation {obj['id']} (image id {image_id}) has {len(kpts)} "
                                    f"keypoints, the configuration's keypoints.names has {num_joints}")
-            center, scale = box_to_center_scale(box, aspect_ratio, unbiased=unbiased)
+            center, scale = preprocess.center_scale(box)
             db.append(_record(img_root, info, center, scale, 1.0, kpts[:, :2],
                               np.minimum(kpts[:, 2], 1.0), obj["id"]))
     return db
 
 
-def det_instances(coco, img_root, det_file, aspect_ratio, score_thresh,
-                  num_joints=COCO_KEYPOINTS.num_joints, unbiased=False):
+def det_instances(coco, img_root, det_file, preprocess, score_thresh, num_joints=COCO_KEYPOINTS.num_joints):
     """Instances from a COCO detection results json (list of {image_id, category_id, bbox, score})."""
     try:
         with open(det_file, encoding="utf-8") as f:
@@ -103,7 +88,7 @@ def det_instances(coco, img_root, det_file, aspect_ratio, score_thresh,
         if image_id not in images:
             unknown += 1
             continue
-        center, scale = box_to_center_scale(box, aspect_ratio, unbiased=unbiased)
+        center, scale = preprocess.center_scale(box)
         db.append(_record(img_root, images[image_id], center, scale, score,
                           np.zeros((num_joints, 2)), np.zeros(num_joints), -1))
     if unknown:
@@ -125,7 +110,8 @@ class COCOKeypoints(Dataset):
     ``target_weight`` are what ``codec.encode`` makes of the crop's joints (heatmaps and [J, 1]
     weights, or normalised coordinates and weights), ``meta`` holds ``index, image_id, center,
     scale, score, area`` (area of the padded box, ``prod(scale * 200)``, as the reference's OKS-NMS
-    uses). ``normalize`` turns a batch of images into network input on the training device.
+    uses). ``self.preprocess.normalize`` turns a batch of images into network input on the training
+    device.
 
     ``data_cfg`` is the YAML ``data`` section; ``train`` switches augmentation on; ``codec`` is the
     model family's codec (``decoders.build_codec``); ``keypoints`` the ``KeypointMeta`` (flip pairs
@@ -136,17 +122,16 @@ class COCOKeypoints(Dataset):
     def __init__(self, ann_file, img_root, data_cfg, train, codec, keypoints=COCO_KEYPOINTS,
                  det_file=None, seed=0):
         self.train, self.cfg, self.codec, self.keypoints = train, data_cfg, codec, keypoints
-        self.input_wh = tuple(data_cfg.input_size[::-1])
-        self.aspect_ratio = self.input_wh[0] / self.input_wh[1]
-        self.unbiased = data_cfg.unbiased
+        self.preprocess = Preprocess.from_config(data_cfg)
+        self.input_wh = self.preprocess.input_wh
         self.coco = load_coco(ann_file)
         self.ann_file = ann_file
         num = keypoints.num_joints
         if det_file:
-            self.db = det_instances(self.coco, img_root, det_file, self.aspect_ratio,
-                                    data_cfg.det_score_thresh, num_joints=num, unbiased=self.unbiased)
+            self.db = det_instances(self.coco, img_root, det_file, self.preprocess, data_cfg.det_score_thresh,
+                                    num_joints=num)
         else:
-            self.db = gt_instances(self.coco, img_root, self.aspect_ratio, num_joints=num, unbiased=self.unbiased)
+            self.db = gt_instances(self.coco, img_root, self.preprocess, num_joints=num, box_rule=data_cfg.gt_box)
         if not self.db:
             source = f"detection file '{det_file}'" if det_file else f"'{ann_file}'"
             raise DatasetError(f"{source} yields no person instance (no non-crowd person with "
@@ -171,7 +156,7 @@ class COCOKeypoints(Dataset):
         center, scale, rot = rec["center"].copy(), rec["scale"].copy(), 0.0
         if self.train:
             image, joints, vis, center, scale, rot = self._augment(image, joints, vis, center, scale)
-        trans = get_affine_transform(center, scale, rot, self.input_wh, unbiased=self.unbiased)
+        trans = self.preprocess.transform(center, scale, rot)
         crop = cv2.warpAffine(image, trans, self.input_wh, flags=cv2.INTER_LINEAR)
         if self.train and self.cfg.augment.color_jitter:
             crop = self._color_jitter(crop)
@@ -189,7 +174,8 @@ class COCOKeypoints(Dataset):
         aug, rng = self.cfg.augment, self.rng
         if (vis.sum() > aug.num_joints_half_body and aug.half_body_prob > 0
                 and rng.random() < aug.half_body_prob):
-            half = half_body_center_scale(joints, vis, self.aspect_ratio, self.keypoints.upper_body_ids, rng)
+            half = half_body_center_scale(joints, vis, self.preprocess.aspect_ratio, self.keypoints.upper_body_ids,
+                                          rng)
             if half is not None:
                 center, scale = half
         sf, rf = aug.scale_factor, aug.rot_factor

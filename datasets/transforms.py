@@ -73,14 +73,16 @@ def box_to_center_scale(box_xywh, aspect_ratio, padding=1.25, pixel_std=PIXEL_ST
     return center, _aspect_fixed_scale(w, h, aspect_ratio, pixel_std) * np.float32(padding)
 
 
-def clean_bbox(box_xywh, image_wh, unbiased=False, area=None):
+def clean_bbox(box_xywh, image_wh, unbiased=False, area=None, rule="hrnet"):
     """Sanitise a COCO box ``[x, y, w, h]`` against an image of size ``image_wh = (width, height)``.
 
     HRNet rule: ``x1 = max(0, x)``, ``y1 = max(0, y)``, ``x2 = min(W - 1, x1 + max(0, w - 1))``,
     ``y2 = min(H - 1, y1 + max(0, h - 1))``; the box is kept if ``x2 >= x1 and y2 >= y1``
     (and ``area > 0`` when the annotation ``area`` is given) and returned as
     ``[x1, y1, x2 - x1, y2 - y1]``. DarkPose (``unbiased=True``) returns
-    ``[x1, y1, x2 - x1 + 1, y2 - y1 + 1]``.
+    ``[x1, y1, x2 - x1 + 1, y2 - y1 + 1]``. ``rule="raw"`` keeps the box as annotated when
+    ``w > 0 and h > 0`` (as detection boxes are used): a pixel wider and centred half a pixel further
+    right and down than HRNet's, and not clipped to the image.
 
     Returns a float64 array of shape (4,) in image pixels, or ``None`` if the box is dropped.
     """
@@ -89,12 +91,14 @@ def clean_bbox(box_xywh, image_wh, unbiased=False, area=None):
         raise ValueError(f"box_xywh must have shape (4,) as [x, y, w, h], got {box.shape}")
     width, height = (float(v) for v in _as_pair(image_wh, "image_wh (width, height)"))
     x, y, w, h = (float(v) for v in box)
+    if area is not None and not area > 0:
+        return None
+    if rule == "raw":
+        return box.copy() if w > 0 and h > 0 else None
     x1 = max(0.0, x)
     y1 = max(0.0, y)
     x2 = min(width - 1, x1 + max(0.0, w - 1))
     y2 = min(height - 1, y1 + max(0.0, h - 1))
-    if area is not None and not area > 0:
-        return None
     if not (x2 >= x1 and y2 >= y1):
         return None
     if unbiased:
@@ -164,6 +168,24 @@ def get_affine_transform(center, scale, rot, output_size, shift=(0.0, 0.0), inv=
     if inv:
         return cv2.getAffineTransform(dst, src)
     return cv2.getAffineTransform(src, dst)
+
+
+def udp_affine_transform(center, scale, rot, output_size, pixel_std=PIXEL_STD):
+    """2x3 float32 matrix of UDP's crop (Huang et al. 2020; PaddleDetection and mmpose ``use_udp``).
+
+    The padded box of size ``scale * pixel_std`` centred on ``center`` maps onto
+    ``[0, W - 1] x [0, H - 1]`` (``output_size = (W, H)``), each axis with its own factor
+    ``(W - 1) / box_w`` and ``(H - 1) / box_h``; ``rot`` in degrees turns the box about its centre.
+    """
+    cx, cy = (float(v) for v in _as_pair(center, "center (x, y)"))
+    box_w, box_h = (float(v) * pixel_std for v in _as_pair(scale, "scale (pixel_std units)"))
+    dst_w, dst_h = (float(v) for v in _as_pair(output_size, "output_size (width, height)"))
+    theta = np.deg2rad(float(rot))
+    cos, sin = np.cos(theta), np.sin(theta)
+    kx, ky = (dst_w - 1.0) / box_w, (dst_h - 1.0) / box_h
+    trans = np.array([[cos * kx, -sin * kx, kx * (-cx * cos + cy * sin + 0.5 * box_w)],
+                      [sin * ky, cos * ky, ky * (-cx * sin - cy * cos + 0.5 * box_h)]])
+    return trans.astype(np.float32)
 
 
 def affine_transform(points, trans):

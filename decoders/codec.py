@@ -19,7 +19,8 @@ def _heatmap(cfg, keypoints):
 
 
 def _regression(cfg, keypoints):
-    return RegressionCodec(cfg.data.input_wh, keypoints.flip_pairs, flip_shift=cfg.decoder.flip_shift)
+    return RegressionCodec(cfg.data.input_wh, keypoints.flip_pairs, flip_shift=cfg.decoder.flip_shift,
+                           origin=cfg.decoder.coord_origin)
 
 
 # model family (MODEL_FAMILIES[model.type]) -> codec constructor

@@ -43,12 +43,3 @@ def load_checkpoint(path, map_location="cpu"):
     except Exception as e:
         raise RuntimeError(f"cannot read checkpoint '{path}': {e}. If it is damaged, delete it "
                            f"(and set resume: false) to start again.") from None
-
-
-def model_weights(path, map_location="cpu"):
-    """Model state dict from a TopPose checkpoint (``model`` key) or a bare state dict."""
-    obj = load_checkpoint(path, map_location)
-    state = obj.get("model", obj) if isinstance(obj, dict) else obj
-    if not isinstance(state, dict):
-        raise RuntimeError(f"'{path}' holds no model weights")
-    return {k[len("module."):] if k.startswith("module.") else k: v for k, v in state.items()}

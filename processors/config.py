@@ -15,6 +15,7 @@ import yaml
 
 from datasets import coco_meta
 from datasets.keypoints import keypoint_problem
+from datasets.preprocess import IMAGENET_MEAN_255, IMAGENET_STD_255, WARPS
 
 
 class ConfigError(ValueError):
@@ -76,7 +77,12 @@ SYNTHETIC = {
 # YAML model.type -> the family of its output, which picks the codec and the default loss.
 MODEL_FAMILIES = {"dconv": "heatmap", "rle": "regression"}
 FAMILY_LOSSES = {"heatmap": ("joints_mse",), "regression": ("rle",)}
-BACKBONES = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "scnet50", "scnet101")
+# YAML model.name -> output stride of the backbone's feature map.
+BACKBONE_STRIDES = {**{n: 32 for n in ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "scnet50",
+                                       "scnet101", "mobilenetv2_050", "mobilenetv2_075", "mobilenetv2_100")},
+                    "litehrnet_wider_naive": 4}
+BACKBONES = tuple(BACKBONE_STRIDES)
+IMAGENET_BACKBONES = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "mobilenetv2_100")
 # Keys renamed since they were published: old path -> new path (named in the unknown-key error).
 RENAMED = {"decoder.shift_heatmap": "decoder.flip_shift"}
 
@@ -112,10 +118,25 @@ SCHEMA = {
         "sigma": Field("float", 2.0, "Gaussian target sigma in heatmap pixels", check=_positive),
         "unbiased": Field("bool", False, "DarkPose unbiased data processing (box centre, affine, "
                                          "sub-pixel targets, back-projection) instead of HRNet's"),
+        "aspect_ratio": Field("float", 0.0, "width / height the person box is widened or heightened to; "
+                                            "0 = the input's", check=_non_negative),
+        "padding": Field("float", 1.25, "the person box is enlarged by this factor", check=_positive),
+        "warp": Field("str", "auto", "crop warp: hrnet (reference affine), dark (DarkPose's), udp (the "
+                                     "box onto [0, W-1], PaddleDetection / mmpose use_udp); auto = dark "
+                                     "if data.unbiased else hrnet", choices=("auto",) + WARPS),
+        "mean": Field("floats", list(IMAGENET_MEAN_255), "per-channel mean subtracted from 0..255 pixels, "
+                                                         "in the order of data.channel_order",
+                      check=lambda v: None if len(v) == 3 else "three values"),
+        "std": Field("floats", list(IMAGENET_STD_255), "per-channel divisor after the mean",
+                     check=lambda v: None if len(v) == 3 and min(v) > 0 else "three values > 0"),
+        "channel_order": Field("str", "rgb", "colour order the network takes", choices=("rgb", "bgr")),
         "batch_size": Field("int", 32, "training images per step (all GPUs together)", check=_positive),
         "num_workers": Field("int", 4, "DataLoader worker processes (0 = main process)",
                              check=_non_negative),
         "use_gt_bbox": Field("bool", True, "evaluate on ground-truth boxes (else data.det_file)"),
+        "gt_box": Field("str", "hrnet", "ground-truth COCO box [x, y, w, h] -> crop: hrnet (clipped to the "
+                                        "image, x2 = x + w - 1; + 1 with data.unbiased) or raw (as annotated, "
+                                        "like detection boxes)", choices=("hrnet", "raw")),
         "det_file": Field("path", "", "COCO detection results json used when use_gt_bbox is false",
                           optional=True),
         "det_score_thresh": Field("float", 0.0, "drop detection boxes scoring below this",
@@ -133,15 +154,21 @@ SCHEMA = {
         "num_joints": Field("int", 0, "number of keypoints; 0 = the number of keypoints.names",
                             check=_non_negative),
         "pretrained": Field("str", "", "backbone ImageNet weights: a local .pth path, 'imagenet' "
-                                       "(torchvision download/cache, ResNet only), or '' for random init"),
+                                       "(torchvision download/cache: ResNets, mobilenetv2_100), or '' for "
+                                       "random init"),
         "init_backbone": Field("path", "", "initialise the backbone from the backbone.* weights of a "
                                            "TopPose checkpoint (e.g. a heatmap model's best.pth)",
                                optional=True),
+        "init_weights": Field("path", "", "initialise the whole model from a pose checkpoint (TopPose, "
+                                          "mmpose MobileNetV2 or PP-TinyPose names) to fine-tune it; "
+                                          "head tensors of another shape (other keypoints) are skipped",
+                              optional=True),
         "coord_norm": Field("bool", True, "rle: divide fc_coord's output by the feature's L2 norm "
                                           "(official RLE); false = plain linear layer (mmpose)"),
         "reduction": Field("int", 16, "SE channel reduction (SE backbones)", check=_positive),
         "deconv_channels": Field("int", 256, "channels of each deconv layer", check=_positive),
-        "num_deconv": Field("int", 3, "number of 4x4 stride-2 deconv layers", check=_positive),
+        "num_deconv": Field("int", 3, "number of 4x4 stride-2 deconv layers (0: only the 1x1 output "
+                                      "conv, for stride-4 backbones such as Lite-HRNet)", check=_non_negative),
     },
     "loss": {
         "type": Field("str", "auto", "auto (the model family's loss), joints_mse (heatmaps) or rle "
@@ -156,6 +183,9 @@ SCHEMA = {
         "flip_test": Field("bool", True, "average with the flipped image's output"),
         "flip_shift": Field("bool", True, "shift the flipped output one pixel right: heatmaps as HRNet's "
                                           "SHIFT_HEATMAP, coordinates as RLE's flip_coord(shift=True)"),
+        "coord_origin": Field("str", "center", "rle: coordinates normalised as x / W - 0.5 (center, "
+                                               "official RLE) or x / W (corner, mmpose)",
+                              choices=("center", "corner")),
     },
     "optim": {
         "optimizer": Field("str", "adam", "optimizer", choices=("adam", "adamw", "sgd")),
@@ -371,18 +401,25 @@ def _check_consistency(values, checker, check_paths=True):
         checker.fail("data.heatmap_size", f"expected the aspect ratio of data.input_size {[ih, iw]} "
                                           f"(e.g. {[ih // 4, iw // 4]}), got {[hh, hw]}")
     if model["type"] == "dconv":
-        stride = 32 // 2 ** values["model"]["num_deconv"]
-        if stride < 1 or ih % 32 or iw % 32 or [hh, hw] != [ih // stride, iw // stride]:
+        backbone_stride = BACKBONE_STRIDES[model["name"]]
+        stride = backbone_stride // 2 ** model["num_deconv"]
+        if stride < 1 or ih % backbone_stride or iw % backbone_stride or [hh, hw] != [ih // stride, iw // stride]:
             checker.fail("data.heatmap_size",
-                         f"the dconv model outputs input_size / {stride if stride >= 1 else '?'} "
-                         f"with {values['model']['num_deconv']} deconv layers and needs input sides "
-                         f"divisible by 32; got input {[ih, iw]} and heatmap {[hh, hw]}")
+                         f"the dconv model on {model['name']} (stride {backbone_stride}) outputs input_size / "
+                         f"{stride if stride >= 1 else '?'} with {model['num_deconv']} deconv layers and needs "
+                         f"input sides divisible by {backbone_stride}; got input {[ih, iw]} and heatmap {[hh, hw]}")
     if model["name"].startswith("scnet") and min(ih, iw) < 128:
         checker.fail("data.input_size", f"SCNet's self-calibration pools its last stage (1/32) by 4, so "
                                         f"both input sides must be >= 128; got {[ih, iw]}")
-    if model["pretrained"] == "imagenet" and not model["name"].startswith("resnet"):
-        checker.fail("model.pretrained", f"'imagenet' downloads torchvision's ResNet weights only; for "
-                                         f"{model['name']} give the local path of its ImageNet checkpoint")
+    if model["name"].startswith("litehrnet") and (ih % 32 or iw % 32):
+        checker.fail("data.input_size", f"Lite-HRNet fuses branches down to 1/32, so both input sides must be "
+                                        f"divisible by 32; got {[ih, iw]}")
+    if model["pretrained"] == "imagenet" and model["name"] not in IMAGENET_BACKBONES:
+        checker.fail("model.pretrained", f"'imagenet' downloads torchvision's weights of "
+                                         f"{', '.join(IMAGENET_BACKBONES)} only; for {model['name']} give the "
+                                         f"local path of its ImageNet checkpoint")
+    if data["warp"] == "auto":
+        data["warp"] = "dark" if data["unbiased"] else "hrnet"
     if optim["milestones"] and not optim["cosine"] and optim["milestones"][-1] > optim["epochs"]:
         checker.fail("optim.milestones", f"milestones beyond optim.epochs ({optim['epochs']}) never "
                                          f"take effect; got {optim['milestones']}")
@@ -394,20 +431,23 @@ def _check_paths(values, checker):
     """Every file and folder the configuration names exists."""
     data, model = values["data"], values["model"]
     if not data["use_synthetic"]:
-        for key in ("train_ann", "val_ann"):
-            _require_file(checker, f"data.{key}", data[key])
-        for key in ("train_img_root", "val_img_root"):
-            _require_dir(checker, f"data.{key}", data[key])
+        splits = ("val",) if values["val"]["weight_path"] else ("train", "val")  # evaluation needs no training set
+        for split in splits:
+            _require_file(checker, f"data.{split}_ann", data[f"{split}_ann"])
+            _require_dir(checker, f"data.{split}_img_root", data[f"{split}_img_root"])
     if not data["use_gt_bbox"]:
         _require_file(checker, "data.det_file", data["det_file"], "a COCO detection results json "
                       "(needed because data.use_gt_bbox is false)")
     if values["val"]["weight_path"]:
         _require_file(checker, "val.weight_path", values["val"]["weight_path"])
+    if values["val"]["weight_path"]:
+        return  # evaluation only: the model's initial weights are not used
     if model["pretrained"] not in ("", "imagenet"):
         _require_file(checker, "model.pretrained", model["pretrained"],
                       "a local weights file, 'imagenet' or ''")
-    if model["init_backbone"]:
-        _require_file(checker, "model.init_backbone", model["init_backbone"])
+    for key in ("init_backbone", "init_weights"):
+        if model[key]:
+            _require_file(checker, f"model.{key}", model[key])
 
 
 def _require_file(checker, key, path, what="an existing file"):

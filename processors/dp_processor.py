@@ -19,13 +19,13 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader, get_worker_info
 from tqdm import tqdm
 
-from datasets.coco import COCOKeypoints, normalize
+from datasets.coco import COCOKeypoints
 from datasets.draw import batch_picture, write_image
 from datasets.keypoints import KeypointMeta
 from decoders import build_codec
-from nets import build_model
+from nets import build_model, load_pose_weights
 
-from .checkpoint import load_checkpoint, model_weights, save_checkpoint, save_json
+from .checkpoint import load_checkpoint, save_checkpoint, save_json
 from .coco_eval import format_stats_table
 from .config import ConfigError, load_config, with_overrides
 from .evaluator import evaluate_predictions, predict, prediction_picture
@@ -99,7 +99,8 @@ class DPProcessor:
         self.keypoints = KeypointMeta.from_config(cfg.keypoints)
         self.codec = build_codec(cfg, self.keypoints)
         self._setup_data()
-        self.model = build_model(cfg.model, cfg.loss).to(self.device)
+        # Evaluation only: the weights to evaluate replace any initial ones (no ImageNet download).
+        self.model = build_model(cfg.model, cfg.loss, initialise=not cfg.val.weight_path).to(self.device)
         self.net = self.model
         if self.device.type == "cuda" and len(cfg.gpus) > 1:
             self.net = torch.nn.DataParallel(self.model, device_ids=cfg.gpus)
@@ -199,7 +200,7 @@ class DPProcessor:
         """Train (or only evaluate, with ``val.weight_path``); return the best evaluation stats."""
         self._setup()
         if self.cfg.val.weight_path:
-            self.model.load_state_dict(model_weights(self.cfg.val.weight_path))
+            load_pose_weights(self.model, self.cfg.val.weight_path)
             stats = self.evaluate(tag="weights")
             save_json({"weight_path": self.cfg.val.weight_path, "stats": stats},
                       os.path.join(self.out_dir, "eval_metrics.json"))
@@ -242,7 +243,7 @@ class DPProcessor:
         for it, (images, target, weight, _) in enumerate(bar):
             if it == 0 and self.cfg.data.debug:
                 self._debug_picture(images, target, weight, epoch)
-            images = normalize(images.to(self.device, non_blocking=True))
+            images = self.train_set.preprocess.normalize(images.to(self.device, non_blocking=True))
             target = target.to(self.device, non_blocking=True)
             weight = weight.to(self.device, non_blocking=True)
             with torch.autocast(device_type=self.device.type, enabled=self.amp):
@@ -287,7 +288,8 @@ class DPProcessor:
         cfg = self.cfg
         model = self.ema.module if self.ema is not None else self.net
         t0 = time.time()
-        predictor = Predictor(model, self.codec, self.keypoints, cfg.data.input_wh, unbiased=cfg.data.unbiased,
+        predictor = Predictor(model, self.codec, self.keypoints, self.val_set.preprocess,
+                              unbiased=cfg.data.unbiased,
                               flip_test=cfg.decoder.flip_test, device=self.device, amp=self.amp,
                               batch_size=cfg.val.batch_size, in_vis_thresh=cfg.val.in_vis_thresh)
         pred = predict(predictor, self.val_loader, desc=f"eval {tag}")

@@ -1,6 +1,6 @@
 """``Predictor``: the one inference path, from person boxes on an image to keypoints in the image.
 
-crop (box -> center/scale -> affine warp) -> RGB -> normalise -> forward [+ mirrored forward ->
+crop (box -> center/scale -> affine warp, as ``data.*`` says) -> normalise -> forward [+ mirrored forward ->
 ``codec.fuse_flip``] -> ``codec.decode`` -> back-projection to image pixels. Evaluation, the video
 demo and users' scripts all go through it, so they give the same keypoints for the same box::
 
@@ -13,13 +13,11 @@ demo and users' scripts all go through it, so they give the same keypoints for t
 import numpy as np
 import torch
 
-from datasets.coco import normalize
 from datasets.keypoints import KeypointMeta
-from datasets.transforms import box_to_center_scale, crop_image
+from datasets.preprocess import Preprocess
 from decoders import build_codec, rescore, to_image_coords
-from nets import build_model
+from nets import build_model, load_pose_weights
 
-from .checkpoint import model_weights
 from .config import Config, ConfigError, load_config
 
 
@@ -39,37 +37,37 @@ class Predictor:
     """Keypoints of the people in given boxes, for any TopPose model.
 
     ``model`` (in eval mode while predicting), ``codec`` (``decoders.build_codec``), ``keypoints``
-    (``KeypointMeta``), ``input_wh`` = network input (width, height); ``unbiased`` = DarkPose's crop
-    and back-projection conventions; ``flip_test`` averages with the mirrored crop's output;
+    (``KeypointMeta``), ``preprocess`` (``datasets.preprocess.Preprocess``: box, crop and normalisation
+    of the model); ``unbiased`` = DarkPose's back-projection; ``flip_test`` averages with the mirrored crop's output;
     ``in_vis_thresh`` is the joint-score threshold of the person score (``val.in_vis_thresh``).
     """
 
-    def __init__(self, model, codec, keypoints, input_wh, unbiased=False, flip_test=True, device="cpu",
+    def __init__(self, model, codec, keypoints, preprocess, unbiased=False, flip_test=True, device="cpu",
                  amp=False, batch_size=64, in_vis_thresh=0.2):
         self.model, self.codec, self.keypoints = model, codec, keypoints
-        self.input_wh, self.unbiased, self.flip_test = tuple(input_wh), unbiased, flip_test
+        self.preprocess, self.unbiased, self.flip_test = preprocess, unbiased, flip_test
         self.device = torch.device(device)
         self.amp = amp and self.device.type == "cuda"
         self.batch_size, self.in_vis_thresh = batch_size, in_vis_thresh
 
     @classmethod
     def from_config(cls, cfg_or_path, weights=None, device=None, batch_size=None):
-        """Build the model of a YAML file (or ``Config``) and load ``weights`` (a TopPose checkpoint or
-        state dict; default ``val.weight_path``). ``device`` defaults to the first of ``gpus`` when
-        CUDA has it, else the CPU. The YAML's data paths need not exist."""
+        """Build the model of a YAML file (or ``Config``) and load ``weights`` (a TopPose checkpoint, a
+        state dict, or a foreign checkpoint ``nets.load_pose_weights`` reads; default ``val.weight_path``).
+        ``device`` defaults to the first of ``gpus`` when CUDA has it, else the CPU. The YAML's data paths
+        and its initial weights (``model.pretrained`` and the like) are not needed."""
         cfg = cfg_or_path if isinstance(cfg_or_path, Config) else load_config(cfg_or_path, check_paths=False)
         weights = weights or cfg.val.weight_path
         if not weights:
             raise ConfigError(f"{cfg.source}: Predictor needs weights: pass a checkpoint path or set "
                               f"val.weight_path")
         keypoints = KeypointMeta.from_config(cfg.keypoints)
-        model = build_model(cfg.model)
-        model.load_state_dict(model_weights(weights))
+        model = build_model(cfg.model, initialise=False)
+        load_pose_weights(model, weights)
         if device is None:
             device = f"cuda:{cfg.gpus[0]}" if cfg.gpus and torch.cuda.is_available() else "cpu"
-        return cls(model.to(device).eval(), build_codec(cfg, keypoints), keypoints, cfg.data.input_wh,
-                   unbiased=cfg.data.unbiased, flip_test=cfg.decoder.flip_test, device=device,
-                   amp=cfg.optim.amp, batch_size=batch_size or cfg.val.batch_size,
+        return cls(model.to(device).eval(), build_codec(cfg, keypoints), keypoints, Preprocess.from_config(cfg.data),
+                   unbiased=cfg.data.unbiased, flip_test=cfg.decoder.flip_test, device=device, amp=cfg.optim.amp, batch_size=batch_size or cfg.val.batch_size,
                    in_vis_thresh=cfg.val.in_vis_thresh)
 
     @torch.no_grad()
@@ -77,7 +75,7 @@ class Predictor:
         """Keypoints of a batch of crops: ``crops`` [B, 3, H, W] uint8 RGB (as the dataset yields them),
         ``centers`` / ``scales`` [B, 2] of their boxes. Returns [B, J, 3] float32 torch on the device."""
         self.model.eval()
-        images = normalize(crops.to(self.device, non_blocking=True))
+        images = self.preprocess.normalize(crops.to(self.device, non_blocking=True))
         with torch.autocast(device_type=self.device.type, enabled=self.amp):
             outputs = self.model(images)
             if self.flip_test:
@@ -109,14 +107,11 @@ class Predictor:
         if len(scores) != len(boxes):
             raise ValueError(f"box_scores must have one score per box ({len(boxes)}), got {len(scores)}")
         out = np.zeros((len(boxes), self.keypoints.num_joints, 3), np.float32)
-        aspect = self.input_wh[0] / self.input_wh[1]
         for start in range(0, len(boxes), self.batch_size):
             chunk = boxes[start:start + self.batch_size]
-            boxes_cs = [box_to_center_scale([x1, y1, x2 - x1, y2 - y1], aspect, unbiased=self.unbiased)
-                        for x1, y1, x2, y2 in chunk]
+            boxes_cs = [self.preprocess.center_scale([x1, y1, x2 - x1, y2 - y1]) for x1, y1, x2, y2 in chunk]
             centers, scales = (np.stack(v) for v in zip(*boxes_cs))
-            crops = np.stack([crop_image(image, c, s, 0, self.input_wh, unbiased=self.unbiased)
-                              for c, s in boxes_cs])
+            crops = np.stack([self.preprocess.crop(image, c, s) for c, s in boxes_cs])
             crops = torch.from_numpy(np.ascontiguousarray(crops[..., ::-1].transpose(0, 3, 1, 2)))
             out[start:start + len(chunk)] = self.predict_crops(crops, centers, scales).cpu().numpy()
         return out, rescore(out[:, :, 2], scores, thresh=self.in_vis_thresh)

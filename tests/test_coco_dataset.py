@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from datasets.coco import COCOKeypoints, DatasetError, normalize
+from datasets.coco import COCOKeypoints, DatasetError
 from datasets.coco_meta import flip_permutation
 from decoders import build_codec
 from processors.config import validate
@@ -71,15 +71,6 @@ def test_test_mode_crops_equal_reference_crops(coco_mini, vectors_dir):
         np.testing.assert_array_equal(image.numpy().transpose(1, 2, 0), crops[k][..., ::-1])
         checked += 1
     assert checked >= 2
-
-
-def test_normalize_is_imagenet_normalisation():
-    images = torch.tensor([0, 255], dtype=torch.uint8).view(2, 1, 1, 1).expand(2, 3, 2, 2)
-    out = normalize(images)
-    mean, std = torch.tensor([0.485, 0.456, 0.406]), torch.tensor([0.229, 0.224, 0.225])
-    torch.testing.assert_close(out[0, :, 0, 0], -mean / std)
-    torch.testing.assert_close(out[1, :, 1, 1], (1 - mean) / std)
-    assert out.dtype == torch.float32
 
 
 def test_unbiased_mode_reproduces_darkpose_targets(coco_mini, vectors_dir):

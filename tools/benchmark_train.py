@@ -19,7 +19,8 @@ import yaml
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from datasets.coco import COCOKeypoints, normalize  # noqa: E402
+from datasets.coco import COCOKeypoints  # noqa: E402
+from datasets.preprocess import Preprocess  # noqa: E402
 from datasets.synthetic import make_synthetic_coco  # noqa: E402
 from decoders import build_codec  # noqa: E402
 from nets import build_model  # noqa: E402
@@ -44,6 +45,7 @@ def load_without_data(path, synthetic_root):
 def time_steps(model, batches, device, amp, iters, warmup):
     """Images/s over ``iters`` steps after ``warmup``; ``batches`` yields (images, target, weight)."""
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
+    normalize = Preprocess((1, 1)).normalize  # ImageNet mean / std, as the training loop's default
     scaler = torch.amp.GradScaler("cuda", enabled=amp)
     model.train()
     seen, start = 0, None
