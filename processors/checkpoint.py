@@ -43,3 +43,12 @@ def load_checkpoint(path, map_location="cpu"):
     except Exception as e:
         raise RuntimeError(f"cannot read checkpoint '{path}': {e}. If it is damaged, delete it "
                            f"(and set resume: false) to start again.") from None
+
+
+def stored_config(path):
+    """The configuration dict a TopPose checkpoint was trained with, or None (a bare or foreign state dict)."""
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # unreadable here: the weight loading that follows names the problem
+        return None
+    return obj.get("config") if isinstance(obj, dict) and isinstance(obj.get("config"), dict) else None

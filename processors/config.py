@@ -84,7 +84,8 @@ BACKBONE_STRIDES = {**{n: 32 for n in ("resnet18", "resnet34", "resnet50", "resn
 BACKBONES = tuple(BACKBONE_STRIDES)
 IMAGENET_BACKBONES = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "mobilenetv2_100")
 # Keys renamed since they were published: old path -> new path (named in the unknown-key error).
-RENAMED = {"decoder.shift_heatmap": "decoder.flip_shift"}
+RENAMED = {"decoder.shift_heatmap": "decoder.flip_shift",
+           "data.use_gt_bbox": "data.boxes (gt, file or detector)"}
 
 KEYPOINTS = {
     "names": Field("strs", list(coco_meta.KEYPOINT_NAMES), "joint names, in the order of the "
@@ -133,19 +134,31 @@ SCHEMA = {
         "batch_size": Field("int", 32, "training images per step (all GPUs together)", check=_positive),
         "num_workers": Field("int", 4, "DataLoader worker processes (0 = main process)",
                              check=_non_negative),
-        "use_gt_bbox": Field("bool", True, "evaluate on ground-truth boxes (else data.det_file)"),
+        "boxes": Field("str", "gt", "person boxes of the evaluation: gt (ground truth), file (data.det_file) or "
+                                    "detector (the detector section's model over the val images)",
+                       choices=("gt", "file", "detector")),
         "gt_box": Field("str", "hrnet", "ground-truth COCO box [x, y, w, h] -> crop: hrnet (clipped to the "
                                         "image, x2 = x + w - 1; + 1 with data.unbiased) or raw (as annotated, "
                                         "like detection boxes)", choices=("hrnet", "raw")),
-        "det_file": Field("path", "", "COCO detection results json used when use_gt_bbox is false",
+        "det_file": Field("path", "", "COCO detection results json used when data.boxes is file",
                           optional=True),
-        "det_score_thresh": Field("float", 0.0, "drop detection boxes scoring below this",
+        "det_score_thresh": Field("float", 0.0, "drop detection boxes (file or detector) scoring below this",
                                   check=_probability),
         "augment": AUGMENT,
         "debug": Field("bool", False, "save pictures of training crops with targets and of "
                                       "validation predictions beside the weights"),
     },
     "keypoints": KEYPOINTS,
+    "detector": {
+        "weights": Field("str", "yolov8n.pt", "person detector of data.boxes: detector: a local YOLO weights file "
+                                              "or a name ultralytics downloads once (AGPL-3.0)"),
+        "conf": Field("float", 0.05, "detector score threshold (low: the pose rescoring and OKS-NMS sort "
+                                     "the boxes)", check=_probability),
+        "iou": Field("float", 0.7, "detector NMS IoU threshold", check=_probability),
+        "max_det": Field("int", 100, "most person boxes per image", check=_positive),
+        "imgsz": Field("int", 640, "detector input size", check=_positive),
+        "device": Field("str", "", "detector device ('' = the pose model's, e.g. cpu or cuda:0)"),
+    },
     "model": {
         "type": Field("str", "dconv", "head: dconv (SimpleBaseline deconvolution, heatmaps) or rle "
                                       "(regression with residual log-likelihood estimation)",
@@ -435,9 +448,9 @@ def _check_paths(values, checker):
         for split in splits:
             _require_file(checker, f"data.{split}_ann", data[f"{split}_ann"])
             _require_dir(checker, f"data.{split}_img_root", data[f"{split}_img_root"])
-    if not data["use_gt_bbox"]:
+    if data["boxes"] == "file":
         _require_file(checker, "data.det_file", data["det_file"], "a COCO detection results json "
-                      "(needed because data.use_gt_bbox is false)")
+                      "(needed because data.boxes is file)")
     if values["val"]["weight_path"]:
         _require_file(checker, "val.weight_path", values["val"]["weight_path"])
     if values["val"]["weight_path"]:

@@ -19,19 +19,28 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader, get_worker_info
 from tqdm import tqdm
 
-from datasets.coco import COCOKeypoints
+from datasets.coco import COCOKeypoints, load_coco
 from datasets.draw import batch_picture, write_image
 from datasets.keypoints import KeypointMeta
 from decoders import build_codec
 from nets import build_model, load_pose_weights
 
-from .checkpoint import load_checkpoint, save_checkpoint, save_json
+from .checkpoint import load_checkpoint, save_checkpoint, save_json, stored_config
 from .coco_eval import format_stats_table
-from .config import ConfigError, load_config, with_overrides
+from .detections import detection_file
+from .config import ConfigError, load_config, validate, with_overrides
 from .evaluator import evaluate_predictions, predict, prediction_picture
 from .inference import Predictor
 from .plots import save_curves
 from .schedule import build_scheduler
+
+# What a checkpoint fixes about its model: an evaluation-only run takes these from the checkpoint's stored
+# configuration (section -> keys; None = the whole section but the initial-weight keys).
+MODEL_SETTINGS = {"model": None, "keypoints": None, "loss": None,
+                  "data": ("input_size", "heatmap_size", "sigma", "unbiased", "aspect_ratio", "padding", "warp",
+                           "mean", "std", "channel_order"),
+                  "decoder": ("coord_origin",)}
+INITIAL_WEIGHTS = ("pretrained", "init_backbone", "init_weights")
 
 OPTIMIZERS = {
     "adam": lambda params, o: torch.optim.Adam(params, lr=o.lr, weight_decay=o.weight_decay),
@@ -96,6 +105,8 @@ class DPProcessor:
         self.amp = cfg.optim.amp and self.device.type == "cuda"
         if cfg.optim.amp and not self.amp:
             self.log.info("optim.amp is on but there is no CUDA device: training in float32")
+        if cfg.val.weight_path:
+            self.cfg = cfg = self._checkpoint_settings(cfg)
         self.keypoints = KeypointMeta.from_config(cfg.keypoints)
         self.codec = build_codec(cfg, self.keypoints)
         self._setup_data()
@@ -118,6 +129,23 @@ class DPProcessor:
         if cfg.optim.ema:
             self.ema = AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(cfg.optim.ema_decay),
                                      use_buffers=True)
+
+    def _checkpoint_settings(self, cfg):
+        """Evaluation only: the model, keypoint and input settings stored in a TopPose checkpoint win over the
+        YAML's (a 128x96 model evaluated at 256x192 would score nothing); each difference is logged."""
+        stored = stored_config(cfg.val.weight_path)
+        if stored is None:
+            return cfg
+        values, changed = cfg.to_dict(), []
+        for section, keys in MODEL_SETTINGS.items():
+            theirs = stored.get(section) or {}
+            for key in keys or [k for k in values[section] if k not in INITIAL_WEIGHTS]:
+                if key in theirs and key in values[section] and theirs[key] != values[section][key]:
+                    changed.append(f"{section}.{key} {theirs[key]} (YAML: {values[section][key]})")
+                    values[section][key] = theirs[key]
+        if changed:
+            self.log.info(f"val.weight_path: using the settings the checkpoint was trained with: {'; '.join(changed)}")
+        return validate(values, cfg.source, check_paths=False)
 
     def _pick_device(self):
         gpus = self.cfg.gpus
@@ -142,13 +170,17 @@ class DPProcessor:
                 "val_ann": paths["val_ann"], "val_img_root": paths["val_images"]})
         d = cfg.data
         pin = self.device.type == "cuda"
-        det_file = None if d.use_gt_bbox else d.det_file
+        det_file = d.det_file if d.boxes == "file" else None
+        if d.boxes == "detector":
+            det_file = detection_file(cfg.detector, load_coco(d.val_ann), d.val_img_root, self.out_dir,
+                                      device=str(self.device), log=self.log.info)
+        self.boxes = {"mode": d.boxes, "det_file": det_file,
+                      "detector": cfg.detector.to_dict() if d.boxes == "detector" else None}
         self.val_set = COCOKeypoints(d.val_ann, d.val_img_root, d, train=False, codec=self.codec,
                                      keypoints=self.keypoints, det_file=det_file)
         self.val_loader = DataLoader(self.val_set, batch_size=cfg.val.batch_size, shuffle=False,
                                      num_workers=d.num_workers, pin_memory=pin)
-        self.log.info(f"validation: {len(self.val_set)} instances of {d.val_ann} "
-                      f"({'GT boxes' if d.use_gt_bbox else d.det_file})")
+        self.log.info(f"validation: {len(self.val_set)} instances of {d.val_ann} ({self.boxes_label})")
         if cfg.val.weight_path:
             return
         self.train_set = COCOKeypoints(d.train_ann, d.train_img_root, d, train=True, codec=self.codec,
@@ -159,6 +191,16 @@ class DPProcessor:
             pin_memory=pin, drop_last=len(self.train_set) >= 2 * d.batch_size,
             generator=self.loader_gen, worker_init_fn=init_loader_worker, persistent_workers=False)
         self.log.info(f"training: {len(self.train_set)} instances of {d.train_ann}")
+
+    @property
+    def boxes_label(self):
+        """Which boxes the evaluation uses, for every printed and saved result."""
+        if self.boxes["mode"] == "gt":
+            return "boxes: ground truth"
+        if self.boxes["mode"] == "file":
+            return f"boxes: detection file {self.boxes['det_file']}"
+        det = self.boxes["detector"]
+        return f"boxes: detector {det['weights']} (conf {det['conf']}) -> {self.boxes['det_file']}"
 
     def _archive_previous_run(self):
         """Keep a previous run's files (resume is off) under archive/<time>/ instead of overwriting."""
@@ -202,7 +244,7 @@ class DPProcessor:
         if self.cfg.val.weight_path:
             load_pose_weights(self.model, self.cfg.val.weight_path)
             stats = self.evaluate(tag="weights")
-            save_json({"weight_path": self.cfg.val.weight_path, "stats": stats},
+            save_json({"weight_path": self.cfg.val.weight_path, "boxes": self.boxes, "stats": stats},
                       os.path.join(self.out_dir, "eval_metrics.json"))
             return stats
         if self.cfg.resume:
@@ -298,8 +340,8 @@ class DPProcessor:
         picture = prediction_picture(self.val_set.coco, cfg.data.val_img_root, results, self.keypoints)
         if picture is not None:
             write_image(os.path.join(self.out_dir, "val_preview.jpg"), picture)
-        self.log.info(f"evaluation ({tag}, {time.time() - t0:.0f} s, {len(pred['image_ids'])} instances):\n"
-                      + format_stats_table(stats))
+        self.log.info(f"evaluation ({tag}, {self.boxes_label}, {time.time() - t0:.0f} s, "
+                      f"{len(pred['image_ids'])} instances):\n" + format_stats_table(stats))
         return stats
 
     def _save(self, epoch, record):
@@ -314,6 +356,6 @@ class DPProcessor:
             "ema": self.ema.state_dict() if self.ema is not None else None,
             "epoch": epoch, "best_ap": self.best_ap, "history": self.history, "config": self.cfg.to_dict(),
         }, os.path.join(self.out_dir, "last.pth"))
-        save_json({"model_name": self.cfg.model_name, "best_ap": self.best_ap, "history": self.history},
-                  os.path.join(self.out_dir, "metrics.json"))
+        save_json({"model_name": self.cfg.model_name, "boxes": self.boxes, "best_ap": self.best_ap,
+                   "history": self.history}, os.path.join(self.out_dir, "metrics.json"))
         save_curves(self.history, os.path.join(self.out_dir, "curves.png"))

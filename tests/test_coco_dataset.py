@@ -135,7 +135,7 @@ def test_detection_boxes_from_results_file(shared_data_dir):
     root = shared_data_dir / "mmpose_coco"
     ann, det = root / "test_coco.json", root / "test_coco_det_AP_H_56.json"
     dets = json.loads(det.read_text())
-    cfg = data_cfg(ann, root, use_gt_bbox=False, det_file=str(det), det_score_thresh=0.3)
+    cfg = data_cfg(ann, root, boxes="file", det_file=str(det), det_score_thresh=0.3)
     ds = dataset(ann, root, cfg, train=False, det_file=str(det))
     expected = [d for d in dets if d["category_id"] == 1 and d["score"] >= 0.3]
     assert len(ds) == len(expected) and 0 < len(ds) < len(dets)

@@ -46,7 +46,7 @@ def test_sample_config_loads():
     (SYNTH + "model:\n  pretrained: /nonexistent/r50.pth\n", "model.pretrained", "does not exist"),
     (SYNTH + "gpus: 0\n", "gpus", "list of integers"),
     ("data:\n  train_ann: /nonexistent/train.json\n", "data.train_ann", "does not exist"),
-    (SYNTH + "  use_gt_bbox: false\n", "data.det_file", "detection results"),
+    (SYNTH + "  boxes: file\n", "data.det_file", "detection results"),
     (SYNTH + "model_name: a/b\n", "model_name", "without '/'"),
     (SYNTH + "optim: [1, 2]\n", "optim", "mapping"),
     (SYNTH + "decoder:\n  shift_heatmap: true\n", "decoder.shift_heatmap", "renamed to 'decoder.flip_shift'"),

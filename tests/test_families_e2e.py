@@ -103,7 +103,7 @@ def test_predictor_gives_the_evaluation_keypoints(trained, synthetic, family):
     det_file.write_text(json.dumps(dets))
     model = {"type": "dconv" if family == "heatmap" else "rle"}
     path = write_cfg(folder, synthetic, f"eval_{family}", train_ann, val_ann, model=model,
-                     data={"use_gt_bbox": False, "det_file": str(det_file)},
+                     data={"boxes": "file", "det_file": str(det_file)},
                      val={"weight_path": runs[family]["weights"], "oks_nms_thresh": 1.0})
     DPProcessor(path).run()
     results = json.loads((folder / "weights" / f"eval_{family}" / "val_results.json").read_text())

@@ -54,7 +54,7 @@ def test_real_weights_reproduce_the_measured_ap(tmp_path, shared_data_dir, pose_
         ann, root = shared_data_dir / "coco_mini/annotations/person_keypoints_train2017.json", \
             shared_data_dir / "coco_mini/train2017"
     cfg = config(model).to_dict()
-    cfg["data"].update(val_ann=str(ann), val_img_root=str(root), num_workers=0, gt_box="raw", use_gt_bbox=boxes == "gt",
+    cfg["data"].update(val_ann=str(ann), val_img_root=str(root), num_workers=0, gt_box="raw", boxes="gt" if boxes == "gt" else "file",
                        det_file=str(shared_data_dir / "mmpose_coco/test_coco_det_AP_H_56.json"))
     cfg.update(gpus=[], output_dir=str(tmp_path), model_name=model)
     cfg["val"].update(weight_path=pose_weights[model], batch_size=32)

@@ -35,7 +35,7 @@ def load_without_data(path, synthetic_root):
     data = raw.setdefault("data", {})
     for key in ("train_ann", "train_img_root", "val_ann", "val_img_root", "det_file"):
         data.pop(key, None)
-    data.update({"use_synthetic": True, "use_gt_bbox": True})
+    data.update({"use_synthetic": True, "boxes": "gt"})
     data.setdefault("synthetic", {})["root"] = synthetic_root
     raw.setdefault("model", {})["pretrained"] = ""
     raw.pop("val", None)
