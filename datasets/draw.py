@@ -7,14 +7,16 @@ from .keypoints import COCO_KEYPOINTS
 LEFT, RIGHT, CENTRE, LIMB = (0, 220, 0), (255, 0, 255), (255, 255, 255), (0, 230, 230)
 
 
-def draw_skeleton(image, kps, thresh=0.0, scale=1.0, radius=3, box=None, label=None, keypoints=COCO_KEYPOINTS):
+def draw_skeleton(image, kps, thresh=0.0, scale=1.0, radius=3, box=None, label=None, keypoints=COCO_KEYPOINTS,
+                  thickness=1):
     """Draw one person on ``image`` (BGR uint8, modified in place and returned).
 
     ``kps`` (J, 3): x, y in pixels of ``image`` before ``scale``, and a visibility or a score;
     joints with a third value ``<= thresh`` are skipped. ``keypoints`` (``KeypointMeta``) gives the
-    skeleton and the sides: left joints (first of each flip pair) are green, right ones magenta,
-    unpaired ones white; a visibility of exactly 1 (COCO "occluded") is drawn hollow. ``box``
-    (x, y, w, h) and ``label`` text are optional.
+    skeleton and the sides: left joints (first of each flip pair) and limbs between two of them are
+    green, right ones magenta, unpaired joints white and the other limbs yellow; a visibility of exactly 1
+    (COCO "occluded") is drawn hollow. ``box`` (x, y, w, h) and ``label`` text are optional; ``thickness``
+    is the limbs' line width.
     """
     kps = np.asarray(kps, np.float64).reshape(-1, 3)
     left, paired = keypoints.left_ids, {j for pair in keypoints.flip_pairs for j in pair}
@@ -27,9 +29,11 @@ def draw_skeleton(image, kps, thresh=0.0, scale=1.0, radius=3, box=None, label=N
         if label:
             cv2.putText(image, label, (int(x), max(10, int(y) - 3)), cv2.FONT_HERSHEY_SIMPLEX, 0.4,
                         (255, 255, 255), 1, cv2.LINE_AA)
+    right = paired - set(left)
     for a, b in keypoints.skeleton:
         if a < len(kps) and b < len(kps) and show[a] and show[b]:
-            cv2.line(image, pts[a], pts[b], LIMB, 1, cv2.LINE_AA)
+            colour = LEFT if {a, b} <= set(left) else RIGHT if {a, b} <= right else LIMB
+            cv2.line(image, pts[a], pts[b], colour, thickness, cv2.LINE_AA)
     for i in np.flatnonzero(show):
         colour = LEFT if i in left else RIGHT if i in paired else CENTRE
         cv2.circle(image, pts[i], radius, colour, 1 if kps[i, 2] == 1 else -1, cv2.LINE_AA)

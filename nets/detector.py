@@ -72,11 +72,12 @@ class PersonDetector:
         socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)
         try:
             self.model = YOLO(path)
+            names = self.model.names
         except Exception as e:  # download failures, unreadable or foreign files
             raise DetectorError(f"cannot load detector weights '{weights}': {str(e).strip()[:300]}") from None
         finally:
             socket.setdefaulttimeout(previous)
-        if PERSON not in self.model.names or "person" not in str(self.model.names[PERSON]).lower():
+        if not isinstance(names, dict) or "person" not in str(names.get(PERSON, "")).lower():
             raise DetectorError(f"'{weights}' has no COCO 'person' class 0 (classes: {self.model.names})")
         self.weights = weights
         self.settings = {"conf": conf, "iou": iou, "max_det": max_det, "imgsz": imgsz}

@@ -1,6 +1,7 @@
 """CPU speed of the light COCO pose models: latency per crop, and end-to-end FPS on a video.
 
     python tools/benchmark_light_models.py [--models pp_tinypose_128x96 ...] [--frames 60] [--skip-video]
+        [--det-imgsz 640] [--max-people N] [--no-flip] [--out benchmarks/light_models_cpu.json]
 
 Latency rows time the network forward alone (no flip test, ``torch.inference_mode``) on random uint8
 crops normalised as the ``Predictor`` does, after warm-up, at batch 1 and 8 with 1 and 2 torch threads:
@@ -34,6 +35,7 @@ from tqdm import tqdm
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from nets.detector import PersonDetector  # noqa: E402
 from processors.inference import Predictor  # noqa: E402
 
 SHARED = os.path.join(ROOT, "..", "shared", "data")
@@ -135,15 +137,16 @@ def read_frames(path, count):
     return [frames[i % len(frames)] for i in range(count)], len(frames)
 
 
-def detect(detector_path, frames):
-    """(per-frame (boxes xyxy, scores) of persons, detector ms per frame) with yolov8n on all cores."""
+def detect(detector_path, frames, imgsz=640, max_people=0):
+    """(per-frame (boxes xyxy, scores) of persons, detector ms per frame) with ``PersonDetector`` on all
+    cores; ``max_people`` > 0 keeps that many highest-scoring people a frame."""
     os.environ.setdefault("YOLO_OFFLINE", "1")
-    from ultralytics import YOLO
-    model = YOLO(detector_path)
+    detector = PersonDetector(detector_path, conf=0.25, imgsz=imgsz, device="cpu")
 
     def run(frame):
-        boxes = model.predict(frame, classes=[0], conf=0.25, verbose=False, device="cpu")[0].boxes
-        return boxes.xyxy.cpu().numpy(), boxes.conf.cpu().numpy()
+        boxes, scores = detector(frame)
+        keep = np.argsort(-scores)[:max_people or None]
+        return boxes[keep], scores[keep]
 
     torch.set_num_threads(os.cpu_count())
     for _ in range(WARMUP):
@@ -154,9 +157,10 @@ def detect(detector_path, frames):
     return detections, 1e3 * (time.perf_counter() - start) / len(frames)
 
 
-def end_to_end_row(name, predictor, frames, detections, detector_ms):
-    """Pose ms per frame of ``predictor`` (flip test on) on the detected people, and the total FPS."""
-    predictor.flip_test = True
+def end_to_end_row(name, predictor, frames, detections, detector_ms, flip=True, imgsz=640):
+    """Pose ms per frame of ``predictor`` (with or without the flip test) on the detected people, and the
+    total FPS."""
+    predictor.flip_test = flip
     busiest = max(range(len(frames)), key=lambda i: len(detections[i][0]))
     torch.set_num_threads(os.cpu_count())
     for _ in range(WARMUP):
@@ -167,7 +171,7 @@ def end_to_end_row(name, predictor, frames, detections, detector_ms):
     cpu_per_wall = (time.process_time() - cpu) / (time.perf_counter() - start)
     pose_ms = 1e3 * (time.perf_counter() - start) / len(frames)
     total_ms = detector_ms + pose_ms
-    return {"model": name, "frames": len(frames), "threads": os.cpu_count(), "flip_test": True,
+    return {"model": name, "frames": len(frames), "threads": os.cpu_count(), "flip_test": flip, "det_imgsz": imgsz,
             "persons_per_frame": round(float(np.mean([len(b) for b, _ in detections])), 2),
             "detector_ms_per_frame": round(detector_ms, 1), "pose_ms_per_frame": round(pose_ms, 1),
             "total_ms_per_frame": round(total_ms, 1), "fps": round(1e3 / total_ms, 2),
@@ -188,7 +192,8 @@ LATENCY_COLUMNS = [("model", "model"), ("input HxW", "input_hw"), ("params", "pa
                    ("ms/crop (median)", "ms_per_crop"), ("crops/s", "crops_per_s"),
                    ("CPU/wall", "cpu_per_wall")]
 E2E_COLUMNS = [("model", "model"), ("frames", "frames"), ("persons/frame", "persons_per_frame"),
-               ("detector ms/frame", "detector_ms_per_frame"), ("pose ms/frame (flip)", "pose_ms_per_frame"),
+               ("detector imgsz", "det_imgsz"), ("flip", "flip_test"),
+               ("detector ms/frame", "detector_ms_per_frame"), ("pose ms/frame", "pose_ms_per_frame"),
                ("total ms/frame", "total_ms_per_frame"), ("FPS", "fps"),
                ("pose CPU/wall", "pose_cpu_per_wall")]
 
@@ -208,6 +213,9 @@ def main(argv=None):
     parser.add_argument("--weights-dir", default=os.path.join(SHARED, "pose_weights"))
     parser.add_argument("--detector", default=os.path.join(SHARED, "weights", "yolov8n_from_int8.pt"))
     parser.add_argument("--video", default=os.path.join(SHARED, "video", "demo.mp4"))
+    parser.add_argument("--det-imgsz", type=int, default=640, help="detector input size")
+    parser.add_argument("--max-people", type=int, default=0, help="keep this many people a frame (0: all)")
+    parser.add_argument("--no-flip", action="store_true", help="end-to-end rows without the flip test")
     parser.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "light_models_cpu.json"))
     args = parser.parse_args(argv)
     if args.frames < 1:
@@ -222,9 +230,9 @@ def main(argv=None):
     end_to_end = []
     if not args.skip_video:
         frames, video_frames = read_frames(args.video, args.frames)
-        detections, detector_ms = detect(args.detector, frames)
-        end_to_end = [end_to_end_row(name, predictor, frames, detections, detector_ms)
-                      for name, predictor in predictors.items()]
+        detections, detector_ms = detect(args.detector, frames, args.det_imgsz, args.max_people)
+        end_to_end = [end_to_end_row(name, predictor, frames, detections, detector_ms, not args.no_flip,
+                                     args.det_imgsz) for name, predictor in predictors.items()]
         print("\n" + markdown_table(end_to_end, E2E_COLUMNS), flush=True)
     total_s = round(time.perf_counter() - began, 1)
     report = {"machine": machine_facts(), "load_avg": {"start": load_at_start, "end": os.getloadavg()},
