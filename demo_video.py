@@ -35,7 +35,7 @@ import numpy as np
 from tqdm import tqdm
 
 from datasets.draw import draw_skeleton, write_image
-from nets.detector import PERSON, DetectorError, PersonDetector
+from nets.detector import DetectorError, PersonDetector
 from nets.pretrained import PretrainedWeightsError
 from processors.checkpoint import stored_config
 from processors.config import ConfigError, load_config, validate
@@ -228,12 +228,7 @@ def detect(detector, frame, tracker, conf):
         boxes, scores = detector(frame)
         ids = np.full(len(boxes), -1)
     else:
-        settings = {**detector.settings, "conf": conf}  # conf None: ultralytics' 0.1, low boxes extend tracks
-        found = detector.model.track(frame, persist=True, tracker=f"{tracker}.yaml", classes=[PERSON],
-                                     device=detector.device, verbose=False, **settings)[0].boxes
-        if found.id is None:  # no confirmed track: unconfirmed detections only
-            return np.zeros((0, 4), np.float32), np.zeros(0, np.float32), []
-        boxes, scores, ids = (v.cpu().numpy() for v in (found.xyxy, found.conf, found.id))
+        boxes, scores, ids = detector.track(frame, tracker, conf)
     height, width = frame.shape[:2]
     boxes = np.clip(boxes, 0, [width, height, width, height]).astype(np.float32)
     keep = (boxes[:, 2] - boxes[:, 0] >= 1) & (boxes[:, 3] - boxes[:, 1] >= 1)

@@ -18,6 +18,7 @@ import socket
 import zipfile
 
 import numpy as np
+import torch
 
 PERSON = 0  # COCO class id of "person" in YOLO models
 DOWNLOAD_TIMEOUT_S = 30
@@ -92,8 +93,25 @@ class PersonDetector:
             if not (isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 3):
                 raise ValueError(f"image {k} must be an H x W x 3 uint8 BGR array, got "
                                  f"{getattr(image, 'dtype', type(image))} {getattr(image, 'shape', '')}")
-        results = self.model.predict(batch, classes=[PERSON], verbose=False, device=self.device, **self.settings) \
-            if batch else []
+        results = self._run(self.model.predict, batch, **self.settings) if batch else []
         out = [(r.boxes.xyxy.cpu().numpy().astype(np.float32), r.boxes.conf.cpu().numpy().astype(np.float32))
                for r in results]
         return out[0] if single else out
+
+    def track(self, image, tracker="bytetrack", conf=None):
+        """Boxes of one video frame with ultralytics' ``tracker`` (``bytetrack`` or ``botsort``, state kept
+        between calls): ``(boxes [N, 4], scores [N], track ids [N])`` of the confirmed tracks only. ``conf``
+        None: the tracker's own low threshold (low boxes only extend existing tracks)."""
+        settings = {**self.settings, "conf": conf}
+        found = self._run(self.model.track, image, persist=True, tracker=f"{tracker}.yaml", **settings)[0].boxes
+        if found.id is None:  # no confirmed track yet
+            return np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64)
+        return (found.xyxy.cpu().numpy().astype(np.float32), found.conf.cpu().numpy().astype(np.float32),
+                found.id.cpu().numpy().astype(np.int64))
+
+    def _run(self, call, images, **settings):
+        threads = torch.get_num_threads()
+        try:
+            return call(images, classes=[PERSON], verbose=False, device=self.device, **settings)
+        finally:  # ultralytics sets torch's CPU threads to cores - 1, which would slow the pose model after it
+            torch.set_num_threads(threads)
