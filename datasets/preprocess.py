@@ -70,7 +70,8 @@ class Preprocess:
         """
         if self.channel_order == "bgr":
             images = images.flip(1)
-        mean = torch.tensor(self.mean, device=images.device).view(1, 3, 1, 1)
-        std = torch.tensor(self.std, device=images.device).view(1, 3, 1, 1)
-        return (images.float() - mean) / std
+        # In 0..1 units: the ImageNet default is then bit for bit the reference's (x / 255 - 0.485) / 0.229.
+        mean = torch.tensor([m / 255 for m in self.mean], device=images.device).view(1, 3, 1, 1)
+        std = torch.tensor([s / 255 for s in self.std], device=images.device).view(1, 3, 1, 1)
+        return (images.float() / 255 - mean) / std
 
