@@ -27,8 +27,8 @@ from nets import build_model, load_pose_weights
 
 from .checkpoint import load_checkpoint, save_checkpoint, save_json, stored_config
 from .coco_eval import format_stats_table
-from .detections import detection_file
 from .config import ConfigError, load_config, validate, with_overrides
+from .detections import detection_file
 from .evaluator import evaluate_predictions, predict, prediction_picture
 from .inference import Predictor
 from .plots import save_curves
