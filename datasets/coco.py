@@ -11,6 +11,7 @@ import contextlib
 import io
 import json
 import os
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -20,7 +21,8 @@ from torch.utils.data import Dataset
 
 from .keypoints import COCO_KEYPOINTS
 from .preprocess import Preprocess
-from .transforms import affine_transform, clean_bbox, fliplr_joints, half_body_center_scale
+from .transforms import (affine_transform, clean_bbox, fliplr_joints, half_body_box, perspective_points,
+                         random_perspective)
 
 class DatasetError(RuntimeError):
     """The annotation file, an image or a detection file cannot be used."""
@@ -113,6 +115,10 @@ class COCOKeypoints(Dataset):
     uses). ``self.preprocess.normalize`` turns a batch of images into network input on the training
     device.
 
+    Training samples are augmented with ``self.rng`` (``set_epoch_seed``), in this order of draws:
+    half-body, scale, rotation and flip (``draw_augment``), colour jitter, perspective (so a run with
+    ``perspective_prob`` 0 draws exactly what it drew before perspective existed).
+
     ``data_cfg`` is the YAML ``data`` section; ``train`` switches augmentation on; ``codec`` is the
     model family's codec (``decoders.build_codec``); ``keypoints`` the ``KeypointMeta`` (flip pairs
     and upper body for augmentation; its joint count is checked against every annotation);
@@ -154,15 +160,13 @@ class COCOKeypoints(Dataset):
         image = read_image(rec["image"], rec["image_id"])
         joints, vis = rec["joints"].copy(), rec["joints_vis"].copy()
         center, scale, rot = rec["center"].copy(), rec["scale"].copy(), 0.0
+        jitter = perspective = None
         if self.train:
             image, joints, vis, center, scale, rot = self._augment(image, joints, vis, center, scale)
-        trans = self.preprocess.transform(center, scale, rot)
-        crop = cv2.warpAffine(image, trans, self.input_wh, flags=cv2.INTER_LINEAR)
-        if self.train and self.cfg.augment.color_jitter:
-            crop = self._color_jitter(crop)
-        visible = vis > 0
-        if visible.any():
-            joints[visible] = affine_transform(joints[visible], trans)
+            jitter, perspective = self._draw_jitter(), self._draw_perspective()
+        crop, joints, vis = self._warp(image, joints, vis, self.preprocess.transform(center, scale, rot), perspective)
+        if jitter is not None:
+            crop = color_jitter(crop, jitter)
         target, weight = self.codec.encode(joints, vis)
         meta = {"index": index, "image_id": rec["image_id"], "center": rec["center"],
                 "scale": rec["scale"], "score": np.float32(rec["score"]),
@@ -171,31 +175,84 @@ class COCOKeypoints(Dataset):
                 torch.from_numpy(weight), meta)
 
     def _augment(self, image, joints, vis, center, scale):
-        aug, rng = self.cfg.augment, self.rng
-        if (vis.sum() > aug.num_joints_half_body and aug.half_body_prob > 0
-                and rng.random() < aug.half_body_prob):
-            half = half_body_center_scale(joints, vis, self.preprocess.aspect_ratio, self.keypoints.upper_body_ids,
-                                          rng)
+        """Half-body, scale, rotation and flip as ``draw_augment`` draws them (in image pixels)."""
+        draw = draw_augment(self.rng, self.cfg.augment, vis.sum())
+        if draw.half_body:
+            half = half_body_box(joints, vis, self.preprocess.aspect_ratio, self.keypoints.upper_body_ids,
+                                 draw.upper_first)
             if half is not None:
                 center, scale = half
-        sf, rf = aug.scale_factor, aug.rot_factor
-        scale = scale * np.float32(np.clip(rng.standard_normal() * sf + 1, 1 - sf, 1 + sf))
-        rot = float(np.clip(rng.standard_normal() * rf, -2 * rf, 2 * rf)) if rng.random() <= aug.rot_prob else 0.0
-        if aug.flip and rng.random() <= 0.5:
+        scale = scale * draw.scale
+        if draw.flip:
             image = np.ascontiguousarray(image[:, ::-1])
             joints, vis2 = fliplr_joints(joints, np.repeat(vis[:, None], 2, axis=1), image.shape[1],
                                          self.keypoints.flip_pairs)
             vis = vis2[:, 0]
             center = center.copy()
             center[0] = image.shape[1] - center[0] - 1
-        return image, joints, vis, center, scale, rot
+        return image, joints, vis, center, scale, draw.rot
 
-    def _color_jitter(self, crop):
-        """Random brightness, contrast and saturation factors in [1 - s, 1 + s]."""
-        s = self.cfg.augment.color_jitter_strength
-        b, c, sat = self.rng.uniform(1 - s, 1 + s, size=3)
-        img = crop.astype(np.float32) * b
-        img = (img - img.mean()) * c + img.mean()
-        grey = img @ np.array([0.299, 0.587, 0.114], np.float32)
-        img = (img - grey[..., None]) * sat + grey[..., None]
-        return np.clip(img, 0, 255).astype(np.uint8)
+    def _draw_jitter(self):
+        """Colour jitter factors (``color_jitter``) or None when ``data.augment.color_jitter`` is off."""
+        aug = self.cfg.augment
+        s = aug.color_jitter_strength
+        return self.rng.uniform(1 - s, 1 + s, size=3) if aug.color_jitter else None
+
+    def _draw_perspective(self):
+        """A ``random_perspective`` matrix with probability ``data.augment.perspective_prob``, else None
+        (no draw at all with probability 0, so the other draws stay those of a run without it)."""
+        aug = self.cfg.augment
+        if aug.perspective_prob > 0 and self.rng.random() < aug.perspective_prob:
+            return random_perspective(self.rng, self.input_wh, aug.perspective_factor)
+        return None
+
+    def _warp(self, image, joints, vis, trans, perspective):
+        """``(crop, joints, vis)``: the input crop by the 2x3 affine ``trans``, followed by the 3x3
+        ``perspective`` of the crop when given (one bilinear warp of the composed matrix), and the joints
+        mapped into it. Joints the perspective leaves outside the crop (``[0, W-1] x [0, H-1]``) or
+        behind the camera become invisible (visibility and coordinates 0)."""
+        if perspective is None:
+            crop = cv2.warpAffine(image, trans, self.input_wh, flags=cv2.INTER_LINEAR)
+            visible = vis > 0
+            if visible.any():
+                joints[visible] = affine_transform(joints[visible], trans)
+            return crop, joints, vis
+        matrix = perspective @ np.vstack([trans, [0.0, 0.0, 1.0]])
+        crop = cv2.warpPerspective(image, matrix, self.input_wh, flags=cv2.INTER_LINEAR)
+        joints, in_front = perspective_points(joints, matrix)
+        inside = in_front & np.all((joints >= 0) & (joints <= np.subtract(self.input_wh, 1)), axis=1)
+        return crop, np.where(inside[:, None], joints, 0.0), np.where(inside, vis, 0.0)
+
+
+class AugmentDraw(NamedTuple):
+    """The random choices of one training sample's geometric augmentation (``draw_augment``)."""
+    half_body: bool  # crop to half of the body (``half_body_box``) ...
+    upper_first: bool  # ... preferring its upper half
+    scale: np.float32  # scale multiplier in [1 - scale_factor, 1 + scale_factor]
+    rot: float  # degrees in [-2 rot_factor, 2 rot_factor]; 0 with probability 1 - rot_prob
+    flip: bool  # horizontal flip
+
+
+def draw_augment(rng, aug, num_visible):
+    """``AugmentDraw`` from ``rng`` for a person with ``num_visible`` labelled joints; ``aug`` is the YAML
+    ``data.augment`` section. The draws are the reference's, in its order: half-body (only with more than
+    ``num_joints_half_body`` visible joints) and its half, scale N(1, scale_factor) clipped, rotation
+    N(0, rot_factor) clipped at two rot_factor with probability ``rot_prob``, flip with probability 1/2."""
+    half_body = bool(num_visible > aug.num_joints_half_body and aug.half_body_prob > 0
+                     and rng.random() < aug.half_body_prob)
+    upper_first = bool(half_body and rng.standard_normal() < 0.5)
+    sf, rf = aug.scale_factor, aug.rot_factor
+    scale = np.float32(np.clip(rng.standard_normal() * sf + 1, 1 - sf, 1 + sf))
+    rot = float(np.clip(rng.standard_normal() * rf, -2 * rf, 2 * rf)) if rng.random() <= aug.rot_prob else 0.0
+    flip = bool(aug.flip and rng.random() <= 0.5)
+    return AugmentDraw(half_body, upper_first, scale, rot, flip)
+
+
+def color_jitter(crop, factors):
+    """``crop`` (H, W, 3 uint8 RGB) with brightness, contrast and saturation multiplied by ``factors``."""
+    b, c, sat = factors
+    img = crop.astype(np.float32) * b
+    img = (img - img.mean()) * c + img.mean()
+    grey = img @ np.array([0.299, 0.587, 0.114], np.float32)
+    img = (img - grey[..., None]) * sat + grey[..., None]
+    return np.clip(img, 0, 255).astype(np.uint8)

@@ -1,4 +1,4 @@
-"""Top-down crop geometry: boxes, affine transforms, flips and the half-body box.
+"""Top-down crop geometry: boxes, affine transforms, flips, the half-body box and perspective.
 
 Conventions (those of the reference HRNet / DarkPose top-down code):
 
@@ -227,12 +227,21 @@ def fliplr_joints(joints, joints_vis, width, flip_pairs):
 def half_body_center_scale(joints, joints_vis, aspect_ratio, upper_body_ids, rng, pixel_std=PIXEL_STD):
     """HRNet's half-body augmentation box: ``(center, scale)`` or ``None``.
 
+    ``half_body_box`` with the upper half preferred when a standard normal draw from ``rng`` (a
+    ``numpy.random.Generator``) is < 0.5, as the reference draws it.
+    """
+    return half_body_box(joints, joints_vis, aspect_ratio, upper_body_ids, rng.standard_normal() < 0.5,
+                         pixel_std=pixel_std)
+
+
+def half_body_box(joints, joints_vis, aspect_ratio, upper_body_ids, upper_first, pixel_std=PIXEL_STD):
+    """The box of half the body: ``(center, scale)`` or ``None``.
+
     The visible joints (``joints_vis[:, 0] > 0``) are split into upper body
-    (``upper_body_ids``) and the rest; the upper set is chosen when a standard normal draw
-    from ``rng`` (a ``numpy.random.Generator``) is < 0.5 and it has more than 2 joints,
-    otherwise the lower set if it has more than 2 joints, else the upper set. Fewer than
-    2 selected joints gives ``None``. The centre is the mean of the selected joints, the
-    box their extent fixed to ``aspect_ratio`` (input width / height), scale x 1.5.
+    (``upper_body_ids``) and the rest; the upper set is chosen when ``upper_first`` and it has
+    more than 2 joints, otherwise the lower set if it has more than 2 joints, else the upper set.
+    Fewer than 2 selected joints gives ``None``. The centre is the mean of the selected joints,
+    the box their extent fixed to ``aspect_ratio`` (input width / height), scale x 1.5.
     Coordinates in image pixels, scale in ``pixel_std`` units, both float32 (2,).
     """
     joints = np.asarray(joints)
@@ -245,7 +254,7 @@ def half_body_center_scale(joints, joints_vis, aspect_ratio, upper_body_ids, rng
     is_upper = np.array([i in upper_ids for i in range(joints.shape[0])])
     upper = joints[visible & is_upper]
     lower = joints[visible & ~is_upper]
-    if rng.standard_normal() < 0.5 and len(upper) > 2:
+    if upper_first and len(upper) > 2:
         selected = upper
     else:
         selected = lower if len(lower) > 2 else upper
@@ -258,6 +267,33 @@ def half_body_center_scale(joints, joints_vis, aspect_ratio, upper_body_ids, rng
     w = right_bottom[0] - left_top[0]
     h = right_bottom[1] - left_top[1]
     return center.astype(np.float32), _aspect_fixed_scale(w, h, aspect_ratio, pixel_std) * np.float32(1.5)
+
+
+def random_perspective(rng, input_wh, factor):
+    """3x3 float64 perspective matrix that maps a crop of ``input_wh = (W, H)`` onto itself with its
+    four corners ``(0, 0) .. (W - 1, H - 1)`` each moved by uniform draws from ``rng`` (a
+    ``numpy.random.Generator``) of up to ``factor * W`` in x and ``factor * H`` in y."""
+    w, h = (float(v) for v in _as_pair(input_wh, "input_wh (width, height)"))
+    corners = np.array([[0, 0], [w - 1, 0], [w - 1, h - 1], [0, h - 1]], np.float32)
+    moved = corners + rng.uniform(-1.0, 1.0, size=(4, 2)) * [factor * w, factor * h]
+    return cv2.getPerspectiveTransform(corners, moved.astype(np.float32))
+
+
+def perspective_points(points, matrix):
+    """Map points ``(N, 2)`` by a 3x3 perspective ``matrix``: ``(mapped (N, 2) float64, in_front (N,) bool)``.
+
+    A point whose homogeneous ``w`` is <= 0 is mapped behind the camera (through infinity):
+    ``in_front`` is False and its coordinates are finite but meaningless.
+    """
+    pts = np.asarray(points, dtype=np.float64)
+    m = np.asarray(matrix, dtype=np.float64)
+    if m.shape != (3, 3):
+        raise ValueError(f"matrix must have shape (3, 3), got {m.shape}")
+    if pts.ndim != 2 or pts.shape[1] != 2:
+        raise ValueError(f"points must have shape (N, 2) as (x, y), got {pts.shape}")
+    homog = np.concatenate([pts, np.ones((len(pts), 1))], axis=1) @ m.T
+    in_front = homog[:, 2] > 0
+    return homog[:, :2] / np.where(in_front, homog[:, 2], 1.0)[:, None], in_front
 
 
 def crop_image(image, center, scale, rot, output_size, unbiased=False):

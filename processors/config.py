@@ -64,6 +64,12 @@ AUGMENT = {
     "color_jitter": Field("bool", False, "random brightness / contrast / saturation"),
     "color_jitter_strength": Field("float", 0.3, "maximum relative change of each colour factor",
                                    check=_probability),
+    "perspective_prob": Field("float", 0.0, "probability of a random perspective warp of the crop (keypoints "
+                                            "follow it; joints it moves out of the crop become invisible)",
+                              check=_probability),
+    "perspective_factor": Field("float", 0.1, "perspective: each crop corner moves by up to this fraction "
+                                              "of the crop's width / height", check=lambda v: None if 0 <= v < 0.5
+                                else "a value in [0, 0.5)"),
 }
 
 SYNTHETIC = {
@@ -105,7 +111,8 @@ SCHEMA = {
     "seed": Field("int", 0, "random seed for weights init, augmentation and shuffling"),
     "output_dir": Field("str", "weights", "folder that receives <model_name>/"),
     "resume": Field("bool", False, "continue from <output_dir>/<model_name>/last.pth"),
-    "gpus": Field("ints", [0], "CUDA device ids; [] or no CUDA means CPU; >1 id -> DataParallel",
+    "gpus": Field("ints", [0], "CUDA device ids; [] or no CUDA means CPU; >1 id -> DataParallel (under "
+                               "torchrun each process takes the GPU of its LOCAL_RANK; [] = CPU)",
                   check=lambda v: None if all(g >= 0 for g in v) else "non-negative device ids"),
     "data": {
         "train_ann": Field("path", "", "COCO person-keypoints json of the training split"),
@@ -131,7 +138,8 @@ SCHEMA = {
         "std": Field("floats", list(IMAGENET_STD_255), "per-channel divisor after the mean",
                      check=lambda v: None if len(v) == 3 and min(v) > 0 else "three values > 0"),
         "channel_order": Field("str", "rgb", "colour order the network takes", choices=("rgb", "bgr")),
-        "batch_size": Field("int", 32, "training images per step (all GPUs together)", check=_positive),
+        "batch_size": Field("int", 32, "training images per step, all GPUs and processes together (torchrun: "
+                                       "each process takes batch_size / WORLD_SIZE)", check=_positive),
         "num_workers": Field("int", 4, "DataLoader worker processes (0 = main process)",
                              check=_non_negative),
         "boxes": Field("str", "gt", "person boxes of the evaluation: gt (ground truth), file (data.det_file) or "
@@ -217,10 +225,14 @@ SCHEMA = {
                         check=_non_negative),
         "warmup_ratio": Field("float", 0.001, "lr factor at the first warm-up iteration",
                               check=_probability),
-        "amp": Field("bool", False, "automatic mixed precision (torch.amp, CUDA only)"),
+        "amp": Field("bool", False, "mixed precision (torch.amp): float16 autocast + GradScaler on CUDA, "
+                                    "bfloat16 autocast on the CPU; evaluation on the CPU stays float32"),
+        "channels_last": Field("bool", False, "channels-last memory format for training (faster convolutions "
+                                              "on recent GPUs, with amp)"),
         "ema": Field("bool", False, "keep an exponential moving average of the weights for eval"),
         "ema_decay": Field("float", 0.9998, "EMA decay per step", check=_probability),
-        "sync_bn": Field("bool", False, "SyncBatchNorm (DDPProcessor only)"),
+        "sync_bn": Field("bool", False, "torch.nn.SyncBatchNorm: BatchNorm statistics over all processes "
+                                        "(torchrun / DDPProcessor on CUDA only)"),
         "grad_clip": Field("float", 0.0, "clip the gradient norm to this (0 = off)", check=_non_negative),
     },
     "val": {

@@ -18,17 +18,18 @@ from decoders import oks_nms, rescore
 from .coco_eval import evaluate_keypoints
 
 
-def predict(predictor, loader, desc="eval"):
+def predict(predictor, loader, desc="eval", progress=True):
     """Run ``predictor`` (a ``processors.inference.Predictor``) over the crops of ``loader``.
 
     Returns a dict of per-instance arrays: ``keypoints`` [N, J, 3] (x, y in image pixels, joint
-    score), ``image_ids`` [N], ``box_scores`` [N], ``areas`` [N] (padded box area),
-    ``centers``/``scales`` [N, 2].
+    score), ``indices`` [N] (dataset indices), ``image_ids`` [N], ``box_scores`` [N], ``areas`` [N]
+    (padded box area), ``centers``/``scales`` [N, 2].
     """
-    out = {k: [] for k in ("keypoints", "image_ids", "box_scores", "areas", "centers", "scales")}
-    for images, _, _, meta in tqdm(loader, desc=desc, leave=False, dynamic_ncols=True):
+    out = {k: [] for k in ("keypoints", "indices", "image_ids", "box_scores", "areas", "centers", "scales")}
+    for images, _, _, meta in tqdm(loader, desc=desc, leave=False, dynamic_ncols=True, disable=not progress):
         keypoints = predictor.predict_crops(images, meta["center"], meta["scale"])
         out["keypoints"].append(keypoints.cpu().numpy())
+        out["indices"].append(meta["index"].numpy())
         out["image_ids"].append(meta["image_id"].numpy())
         out["box_scores"].append(meta["score"].numpy())
         out["areas"].append(meta["area"].numpy())

@@ -25,7 +25,7 @@ from datasets.synthetic import make_synthetic_coco  # noqa: E402
 from decoders import build_codec  # noqa: E402
 from nets import build_model  # noqa: E402
 from processors.config import ConfigError, validate  # noqa: E402
-from processors.dp_processor import init_loader_worker  # noqa: E402
+from processors.loaders import init_loader_worker  # noqa: E402
 
 
 def load_without_data(path, synthetic_root):
