@@ -6,6 +6,11 @@ its own; names already TopPose's come back unchanged. So the MMPose_Clean Mobile
 (``backbone.block_k.n…``, ``head.fc_coord``) and PaddleDetection's PP-TinyPose (``backbone.stem…``,
 ``final_conv``) load into the TopPose models of the same architecture.
 
+Names without a ``backbone.`` / ``head.`` prefix (the official HRNet / SimpleBaseline files
+``pose_hrnet_w32_256x192.pth``, ``pose_resnet_50_256x192.pth``, bare or as their training checkpoints
+``{'state_dict': {'module.…'}}``) go to the head when the head has a module of that name (``final_layer``,
+``deconv_layers``), otherwise to the backbone (``conv1``, ``layer1``, ``stage4``, …).
+
 Tensors of the head's loss (``head.loss_module.*``: RLE's RealNVP flow) are needed for training only:
 they are loaded where they fit the model's flow and dropped otherwise, and a file without them is fine.
 """
@@ -16,14 +21,19 @@ from .pretrained import PretrainedWeightsError, read_state_dict
 LOSS_PREFIX = "head.loss_module."
 
 
+def _own_name(module, key):
+    return module.foreign_key(key) if hasattr(module, "foreign_key") else key
+
+
 def _model_key(model, key):
     """TopPose name of a checkpoint tensor name."""
-    if key.startswith("backbone."):
-        part, rest = "backbone", key[len("backbone."):]
-    else:
-        part, rest = "head", key[len("head."):] if key.startswith("head.") else key
-    module = getattr(model, part)
-    return f"{part}." + (module.foreign_key(rest) if hasattr(module, "foreign_key") else rest)
+    for part in ("backbone", "head"):
+        if key.startswith(part + "."):
+            return f"{part}." + _own_name(getattr(model, part), key[len(part) + 1:])
+    head_name = _own_name(model.head, key)  # unprefixed (official HRNet / SimpleBaseline files)
+    if head_name.split(".")[0] in dict(model.head.named_children()):
+        return "head." + head_name
+    return "backbone." + _own_name(model.backbone, key)
 
 
 def load_pose_weights(model, path_or_state_dict, strict=True):

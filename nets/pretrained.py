@@ -1,12 +1,19 @@
 """Loading ImageNet backbone weights: a local file, or torchvision's download cache.
 
+``'imagenet'`` means torchvision's weights (``TORCHVISION_WEIGHTS``); the other architectures take the
+local path of their ImageNet file (``LOCAL_IMAGENET_FILES`` says which). A file may hold more than the
+backbone (a classifier, HRNet's ``incre_modules`` / ``downsamp_modules`` / ``final_layer`` / full stage-4
+fusion): the tensors the backbone has are taken, and all of them must be there.
+
 Downloads never hang: they run with a socket timeout, are refused outright when
 ``TOPPOSE_OFFLINE=1`` (tests set it), and fail with a message that says where to get the file
 and which YAML key takes its local path.
 """
+import contextlib
 import os
 import socket
 
+import numpy as np
 import torch
 import torchvision
 
@@ -18,7 +25,28 @@ TORCHVISION_WEIGHTS = {
     "resnet152": torchvision.models.ResNet152_Weights.IMAGENET1K_V1,
     "mobilenetv2_100": torchvision.models.MobileNet_V2_Weights.IMAGENET1K_V1,
 }
+# architectures torchvision has no ImageNet weights for -> the file to give as model.pretrained
+LOCAL_IMAGENET_FILES = {
+    "hrnet_w32": "the classification HRNet's hrnet_w32-36af842e.pth (HRNet-Image-Classification, timm)",
+    "hrnet_w48": "the classification HRNet's hrnet_w48-8ef0771d.pth (HRNet-Image-Classification, timm)",
+    **{f"seresnet{d}": f"timm's seresnet{d} ImageNet weights (torch.save of timm.create_model("
+                       f"'seresnet{d}', pretrained=True).state_dict())" for d in (18, 34, 50, 101, 152)},
+}
 DOWNLOAD_TIMEOUT_S = 30
+
+
+def _numpy_scalar_globals():
+    """numpy scalars and dtypes, safe to unpickle: HRNet's training checkpoints keep their AP as a numpy float
+    ('perf'), pickled as numpy 1's ``numpy.core.multiarray.scalar`` or numpy 2's ``numpy._core…``."""
+    scalar = (np._core if hasattr(np, "_core") else np.core).multiarray.scalar
+    dtypes = getattr(np, "dtypes", None)
+    found = [scalar, np.dtype] + [getattr(dtypes, n) for n in dir(dtypes) if n.endswith("DType")]
+    if scalar.__module__ != "numpy.core.multiarray" and torch.__version__ >= "2.6":
+        found.append((scalar, "numpy.core.multiarray.scalar"))  # (object, pickled name) since torch 2.6
+    return found
+
+
+NUMPY_SCALAR_GLOBALS = _numpy_scalar_globals()
 
 
 class PretrainedWeightsError(RuntimeError):
@@ -28,7 +56,9 @@ class PretrainedWeightsError(RuntimeError):
 def read_state_dict(path):
     """State dict from a checkpoint file: bare, or under 'state_dict' / 'model'; 'module.' stripped."""
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        safe_globals = getattr(torch.serialization, "safe_globals", None)  # torch >= 2.5
+        with safe_globals(NUMPY_SCALAR_GLOBALS) if safe_globals else contextlib.nullcontext():
+            obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # corrupt, truncated or not a torch file
         raise PretrainedWeightsError(f"cannot read weights file '{path}': {e}") from None
     for key in ("state_dict", "model"):
@@ -41,6 +71,11 @@ def read_state_dict(path):
 
 def imagenet_state_dict(name):
     """torchvision's ImageNet weights for ``name``, from its cache or a bounded download."""
+    if name not in TORCHVISION_WEIGHTS:
+        local = LOCAL_IMAGENET_FILES.get(name, f"an ImageNet checkpoint of {name}")
+        raise PretrainedWeightsError(f"model.pretrained 'imagenet' downloads torchvision's weights of "
+                                     f"{', '.join(TORCHVISION_WEIGHTS)} only; torchvision has none for {name}: "
+                                     f"set model.pretrained to the local path of {local}")
     weights = TORCHVISION_WEIGHTS[name]
     cached = os.path.join(torch.hub.get_dir(), "checkpoints", os.path.basename(weights.url))
     if os.path.isfile(cached):
@@ -63,8 +98,9 @@ def imagenet_state_dict(name):
 def load_backbone_weights(backbone, name, spec):
     """Load ``spec`` ('imagenet' or a file path) into ``backbone``; return the number of tensors loaded.
 
-    A file's names may carry a ``backbone.`` prefix and may be the foreign names the backbone's
-    ``foreign_key`` maps (mmpose-style MobileNetV2)."""
+    ``name`` is the architecture (``backbone.arch`` where it has one: ``seresnet50`` for ResNet-50 with
+    SE). A file's names may carry a ``backbone.`` prefix and may be the foreign names the backbone's
+    ``foreign_key`` maps (mmpose-style MobileNetV2); tensors the backbone lacks are ignored."""
     state = imagenet_state_dict(name) if spec == "imagenet" else read_state_dict(spec)
     rename = getattr(backbone, "foreign_key", lambda k: k)
     state = {rename(k[len("backbone."):] if k.startswith("backbone.") else k): v for k, v in state.items()}

@@ -9,7 +9,9 @@ Sizes in YAML are ``[height, width]``; code that needs OpenCV order uses ``Confi
 such as ``cfg.data.input_wh``.
 """
 import difflib
+import math
 import os
+import re
 
 import yaml
 
@@ -81,12 +83,19 @@ SYNTHETIC = {
 }
 
 # YAML model.type -> the family of its output, which picks the codec and the default loss.
-MODEL_FAMILIES = {"dconv": "heatmap", "rle": "regression"}
+MODEL_FAMILIES = {"dconv": "heatmap", "duc": "heatmap", "rle": "regression"}
 FAMILY_LOSSES = {"heatmap": ("joints_mse",), "regression": ("rle",)}
+# YAML model.type of a heatmap head -> (how many times it upsamples the backbone's features, by what), from
+# the model section: heatmap stride = backbone stride / upsampling.
+HEAD_UPSAMPLING = {"dconv": lambda m: (2 ** m["num_deconv"], f"{m['num_deconv']} deconv layers"),
+                   "duc": lambda m: (8, "three PixelShuffle(2)")}
+RESNET_BACKBONES = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")  # the ones model.se applies to
 # YAML model.name -> output stride of the backbone's feature map.
-BACKBONE_STRIDES = {**{n: 32 for n in ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "scnet50",
-                                       "scnet101", "mobilenetv2_050", "mobilenetv2_075", "mobilenetv2_100")},
-                    "litehrnet_wider_naive": 4}
+BACKBONE_STRIDES = {**{n: 32 for n in RESNET_BACKBONES + ("scnet50", "scnet101", "mobilenetv2_050",
+                                                          "mobilenetv2_075", "mobilenetv2_100")},
+                    "litehrnet_wider_naive": 4, "hrnet_w32": 4, "hrnet_w48": 4}
+# backbones that fuse branches down to 1/32 although they output 1/4: input sides divisible by 32
+MULTI_BRANCH_BACKBONES = {"litehrnet_wider_naive": "Lite-HRNet", "hrnet_w32": "HRNet", "hrnet_w48": "HRNet"}
 BACKBONES = tuple(BACKBONE_STRIDES)
 IMAGENET_BACKBONES = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "mobilenetv2_100")
 # Keys renamed since they were published: old path -> new path (named in the unknown-key error).
@@ -111,6 +120,8 @@ SCHEMA = {
     "seed": Field("int", 0, "random seed for weights init, augmentation and shuffling"),
     "output_dir": Field("str", "weights", "folder that receives <model_name>/"),
     "resume": Field("bool", False, "continue from <output_dir>/<model_name>/last.pth"),
+    "keep_archives": Field("int", 5, "previous runs kept under <model_name>/archive/ (resume: false moves the "
+                                     "last run there; older ones are deleted; 0 = keep all)", check=_non_negative),
     "gpus": Field("ints", [0], "CUDA device ids; [] or no CUDA means CPU; >1 id -> DataParallel (under "
                                "torchrun each process takes the GPU of its LOCAL_RANK; [] = CPU)",
                   check=lambda v: None if all(g >= 0 for g in v) else "non-negative device ids"),
@@ -168,15 +179,18 @@ SCHEMA = {
         "device": Field("str", "", "detector device ('' = the pose model's, e.g. cpu or cuda:0)"),
     },
     "model": {
-        "type": Field("str", "dconv", "head: dconv (SimpleBaseline deconvolution, heatmaps) or rle "
-                                      "(regression with residual log-likelihood estimation)",
+        "type": Field("str", "dconv", "head: dconv (SimpleBaseline deconvolution, heatmaps; with num_deconv 0 "
+                                      "the 1x1 head of HRNet), duc (AlphaPose pixel-shuffle upsampling, "
+                                      "heatmaps, stride-32 backbones) or rle (regression with residual "
+                                      "log-likelihood estimation)",
                       choices=tuple(MODEL_FAMILIES)),
         "name": Field("str", "resnet50", "backbone", choices=BACKBONES),
         "num_joints": Field("int", 0, "number of keypoints; 0 = the number of keypoints.names",
                             check=_non_negative),
-        "pretrained": Field("str", "", "backbone ImageNet weights: a local .pth path, 'imagenet' "
-                                       "(torchvision download/cache: ResNets, mobilenetv2_100), or '' for "
-                                       "random init"),
+        "pretrained": Field("str", "", "backbone ImageNet weights: a local .pth path (HRNet: the "
+                                       "classification HRNet's hrnet_w32-36af842e.pth; SE: timm's seresnet50), "
+                                       "'imagenet' (torchvision download/cache: ResNets, mobilenetv2_100), or "
+                                       "'' for random init"),
         "init_backbone": Field("path", "", "initialise the backbone from the backbone.* weights of a "
                                            "TopPose checkpoint (e.g. a heatmap model's best.pth)",
                                optional=True),
@@ -186,10 +200,14 @@ SCHEMA = {
                               optional=True),
         "coord_norm": Field("bool", True, "rle: divide fc_coord's output by the feature's L2 norm "
                                           "(official RLE); false = plain linear layer (mmpose)"),
-        "reduction": Field("int", 16, "SE channel reduction (SE backbones)", check=_positive),
+        "se": Field("bool", False, "squeeze-and-excitation in every residual block (ResNet backbones: "
+                                   "SE-ResNet, timm's names)"),
+        "reduction": Field("int", 16, "SE channel reduction: the squeeze has channels / reduction channels "
+                                      "(with model.se)", check=_positive),
         "deconv_channels": Field("int", 256, "channels of each deconv layer", check=_positive),
         "num_deconv": Field("int", 3, "number of 4x4 stride-2 deconv layers (0: only the 1x1 output "
-                                      "conv, for stride-4 backbones such as Lite-HRNet)", check=_non_negative),
+                                      "conv, for stride-4 backbones such as HRNet and Lite-HRNet)",
+                            check=_non_negative),
     },
     "loss": {
         "type": Field("str", "auto", "auto (the model family's loss), joints_mse (heatmaps) or rle "
@@ -234,6 +252,12 @@ SCHEMA = {
         "sync_bn": Field("bool", False, "torch.nn.SyncBatchNorm: BatchNorm statistics over all processes "
                                         "(torchrun / DDPProcessor on CUDA only)"),
         "grad_clip": Field("float", 0.0, "clip the gradient norm to this (0 = off)", check=_non_negative),
+        "skip_nonfinite": Field("bool", False, "a NaN / Inf loss skips its step (counted in the log) instead of "
+                                               "stopping the run; 10 in a row still stop it"),
+        "checkpoint_interval": Field("int", 0, "also write last.pth every N iterations inside an epoch (0 = off); "
+                                               "resume continues inside the epoch", check=_non_negative),
+        "checkpoint_minutes": Field("float", 30.0, "also write last.pth when this many minutes passed since the "
+                                                   "last one (0 = off)", check=_non_negative),
     },
     "val": {
         "interval": Field("int", 1, "evaluate every N epochs (and after the last)", check=_positive),
@@ -312,7 +336,8 @@ class _Checker:
         self.path, self.lines = path, lines
 
     def fail(self, key, message):
-        where = f"line {self.lines[key]}, " if key in self.lines else ""
+        line = self.lines.get(key)
+        where = f"line {line}, " if isinstance(line, int) else f"{line}, " if line else ""
         raise ConfigError(f"{self.path}: {where}key '{key}': {message}")
 
     def section(self, spec, raw, prefix):
@@ -365,8 +390,11 @@ class _Checker:
                 self.fail(key, f"expected an integer, got {type(value).__name__} {value!r}")
             return value
         if kind == "float":
+            value = _number_text(value)
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 self.fail(key, f"expected a number, got {type(value).__name__} {value!r}")
+            if not math.isfinite(value):
+                self.fail(key, f"expected a finite number, got {value!r}")
             return float(value)
         if kind == "strs":
             if not isinstance(value, list) or not all(isinstance(x, str) for x in value):
@@ -381,6 +409,8 @@ class _Checker:
             return [list(p) for p in value]
         if kind in ("ints", "floats", "size"):
             number = float if kind == "floats" else int
+            if kind == "floats" and isinstance(value, list):
+                value = [_number_text(x) for x in value]
             ok_item = (lambda x: isinstance(x, (int, float)) and not isinstance(x, bool)) \
                 if kind == "floats" else (lambda x: isinstance(x, int) and not isinstance(x, bool))
             if not isinstance(value, list) or not all(ok_item(x) for x in value):
@@ -390,6 +420,15 @@ class _Checker:
                 self.fail(key, f"expected [height, width] as two positive integers, got {value!r}")
             return [number(x) for x in value]
         raise AssertionError(f"unknown field kind {kind}")
+
+
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+
+
+def _number_text(value):
+    """A number written as text as a float: YAML 1.1 (PyYAML) reads ``1e-3`` (an exponent without a dot) as a
+    string."""
+    return float(value) if isinstance(value, str) and _NUMBER.fullmatch(value.strip()) else value
 
 
 def _join(prefix, key):
@@ -425,20 +464,20 @@ def _check_consistency(values, checker, check_paths=True):
     if family == "heatmap" and ih * hw != iw * hh:
         checker.fail("data.heatmap_size", f"expected the aspect ratio of data.input_size {[ih, iw]} "
                                           f"(e.g. {[ih // 4, iw // 4]}), got {[hh, hw]}")
-    if model["type"] == "dconv":
-        backbone_stride = BACKBONE_STRIDES[model["name"]]
-        stride = backbone_stride // 2 ** model["num_deconv"]
-        if stride < 1 or ih % backbone_stride or iw % backbone_stride or [hh, hw] != [ih // stride, iw // stride]:
-            checker.fail("data.heatmap_size",
-                         f"the dconv model on {model['name']} (stride {backbone_stride}) outputs input_size / "
-                         f"{stride if stride >= 1 else '?'} with {model['num_deconv']} deconv layers and needs "
-                         f"input sides divisible by {backbone_stride}; got input {[ih, iw]} and heatmap {[hh, hw]}")
+    if family == "heatmap":
+        _check_heatmap_stride(model, [ih, iw], [hh, hw], checker)
     if model["name"].startswith("scnet") and min(ih, iw) < 128:
         checker.fail("data.input_size", f"SCNet's self-calibration pools its last stage (1/32) by 4, so "
                                         f"both input sides must be >= 128; got {[ih, iw]}")
-    if model["name"].startswith("litehrnet") and (ih % 32 or iw % 32):
-        checker.fail("data.input_size", f"Lite-HRNet fuses branches down to 1/32, so both input sides must be "
-                                        f"divisible by 32; got {[ih, iw]}")
+    if model["name"] in MULTI_BRANCH_BACKBONES and (ih % 32 or iw % 32):
+        checker.fail("data.input_size", f"{MULTI_BRANCH_BACKBONES[model['name']]} fuses branches down to 1/32, "
+                                        f"so both input sides must be divisible by 32; got {[ih, iw]}")
+    if model["se"] and model["name"] not in RESNET_BACKBONES:
+        checker.fail("model.se", f"squeeze-and-excitation is built into the ResNets ({', '.join(RESNET_BACKBONES)}), "
+                                 f"not {model['name']}; set model.se to false or pick a ResNet")
+    if model["se"] and model["pretrained"] == "imagenet":
+        checker.fail("model.pretrained", f"torchvision has no SE-ResNet weights; give the local path of timm's "
+                                         f"se{model['name']} ImageNet state dict, or '' for random init")
     if model["pretrained"] == "imagenet" and model["name"] not in IMAGENET_BACKBONES:
         checker.fail("model.pretrained", f"'imagenet' downloads torchvision's weights of "
                                          f"{', '.join(IMAGENET_BACKBONES)} only; for {model['name']} give the "
@@ -450,6 +489,34 @@ def _check_consistency(values, checker, check_paths=True):
                                          f"take effect; got {optim['milestones']}")
     if check_paths:
         _check_paths(values, checker)
+
+
+def _check_heatmap_stride(model, input_size, heatmap_size, checker):
+    """data.heatmap_size is what the heatmap head makes of the backbone's stride: dconv divides it by
+    2 ** num_deconv, duc by 8 (and needs a stride-32 backbone: 1/4 heatmaps)."""
+    (ih, iw), name = input_size, model["name"]
+    backbone_stride = BACKBONE_STRIDES[name]
+    if model["type"] == "duc" and backbone_stride != 32:
+        checker.fail("model.name", f"the duc head upsamples by 8 to 1/4 of the input and needs a stride-32 "
+                                   f"backbone; {name} outputs 1/{backbone_stride}: use model.type dconv "
+                                   f"(num_deconv: 0 on a stride-4 backbone) or a stride-32 backbone")
+    upsampling, by_what = HEAD_UPSAMPLING[model["type"]](model)
+    stride = backbone_stride // upsampling
+    if stride < 1 or ih % backbone_stride or iw % backbone_stride or heatmap_size != [ih // stride, iw // stride]:
+        expected = f"; expected {[ih // stride, iw // stride]}" if stride >= 1 else ""
+        checker.fail("data.heatmap_size",
+                     f"the {model['type']} model on {name} (stride {backbone_stride}) outputs input_size / "
+                     f"{stride if stride >= 1 else '?'} with {by_what} and needs input sides divisible by "
+                     f"{backbone_stride}; got input {[ih, iw]} and heatmap {heatmap_size}{expected}")
+
+
+def _legacy_model_values(raw, checker):
+    """Values of the seed tool's configs that mean something else here, named before the type checks."""
+    model = raw.get("model") if isinstance(raw, dict) else None
+    if isinstance(model, dict) and isinstance(model.get("reduction"), bool):
+        checker.fail("model.reduction", f"got {model['reduction']!r}: the seed tool switched SE on with "
+                                        f"'reduction: True'; here write 'se: true' to add squeeze-and-excitation "
+                                        f"and 'reduction: <int>' (default 16) for its channel reduction")
 
 
 def _check_paths(values, checker):
@@ -493,15 +560,43 @@ def validate(raw, source="<dict>", lines=None, check_paths=True):
     ``check_paths=False`` skips the existence checks of data, weight and detection files (inference
     needs none of them)."""
     checker = _Checker(source, lines or {})
+    _legacy_model_values(raw, checker)
     values = checker.section(SCHEMA, raw, "")
     _check_consistency(values, checker, check_paths)
     return Config(values, source)
 
 
-def load_config(path, check_paths=True):
+def apply_overrides(raw, overrides, source="<dict>"):
+    """Set ``key.path=value`` strings (``--opts``) into the raw YAML mapping ``raw``; values are read as YAML
+    (``16``, ``5e-4``, ``true``, ``[256, 192]``). Returns the key paths set."""
+    keys = []
+    for item in overrides:
+        key, sep, text = str(item).partition("=")
+        key = key.strip()
+        if not sep or not key or any(not part for part in key.split(".")):
+            raise ConfigError(f"{source}: --opts '{item}': expected key.path=value, e.g. optim.lr=5e-4")
+        try:
+            value = yaml.safe_load(text) if text.strip() else ""
+        except yaml.YAMLError:
+            value = text
+        node, parts = raw, key.split(".")
+        for i, part in enumerate(parts[:-1]):
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            if not isinstance(child, dict):
+                raise ConfigError(f"{source}: --opts '{item}': key '{'.'.join(parts[:i + 1])}' is not a section")
+            node = child
+        node[parts[-1]] = value
+        keys.append(key)
+    return keys
+
+
+def load_config(path, check_paths=True, overrides=()):
     """Read, fill in and check a YAML experiment file; return its ``Config``.
 
-    Raises ``ConfigError`` (naming the file, key path and line) on anything wrong;
+    ``overrides``: ``key.path=value`` strings applied over the file (``main.py --opts``), checked like it.
+    Raises ``ConfigError`` (naming the file, key path and line, or ``--opts``) on anything wrong;
     ``check_paths=False`` as in ``validate``.
     """
     if not os.path.isfile(path):
@@ -516,7 +611,9 @@ def load_config(path, check_paths=True):
         raw = {}
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping of keys at the top level, got {type(raw).__name__}")
-    return validate(raw, path, _line_map(text), check_paths)
+    lines = _line_map(text)
+    lines.update({key: "--opts" for key in apply_overrides(raw, overrides, path)})
+    return validate(raw, path, lines, check_paths)
 
 
 def with_overrides(cfg, **sections):
