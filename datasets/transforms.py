@@ -15,7 +15,12 @@ Conventions (those of the reference HRNet / DarkPose top-down code):
 The float32/float64 steps follow the reference code, so the outputs are bit-identical to
 the reference vectors (``../shared/vectors``) when the inputs have the reference dtypes
 (``center``/``scale`` float32).
+
+``warp_rgb`` is the crop's ``cv2.warpAffine`` / ``warpPerspective`` done faster with the same pixels
+(on 4 channels, mirroring and widening only the region ``warp_footprint`` says the warp reads).
 """
+import threading
+
 import cv2
 import numpy as np
 
@@ -308,3 +313,62 @@ def crop_image(image, center, scale, rot, output_size, unbiased=False):
     out_w, out_h = (int(v) for v in _as_pair(output_size, "output_size (width, height)"))
     trans = get_affine_transform(center, scale, rot, (out_w, out_h), unbiased=unbiased)
     return cv2.warpAffine(image, trans, (out_w, out_h), flags=cv2.INTER_LINEAR)
+
+
+def warp_footprint(matrix, output_size):
+    """Bounds ``(x0, y0, x1, y1)`` of the source points of a warp's output pixels, or None when they are unbounded.
+
+    ``matrix``: 2x3 affine or 3x3 perspective from the source image to an output of ``output_size = (width,
+    height)``; the output's pixel centres ``[0, W-1] x [0, H-1]`` map back to a quadrilateral whose corners
+    bound it (None when the perspective sends a corner behind the camera)."""
+    m = np.asarray(matrix, dtype=np.float64)
+    w, h = (float(v) - 1 for v in _as_pair(output_size, "output_size (width, height)"))
+    corners = np.array([[0.0, 0.0, 1.0], [w, 0.0, 1.0], [0.0, h, 1.0], [w, h, 1.0]])
+    if m.shape == (2, 3):
+        xy = corners @ cv2.invertAffineTransform(m).T
+    else:
+        corners = corners @ np.linalg.inv(m).T
+        if not np.all(corners[:, 2] > 0):
+            return None
+        xy = corners[:, :2] / corners[:, 2:]
+    (x0, y0), (x1, y1) = xy.min(axis=0), xy.max(axis=0)
+    return float(x0), float(y0), float(x1), float(y1)
+
+
+_scratch = threading.local()
+
+
+def _rgba_scratch(height, width):
+    """A (height, width, 4) uint8 view of this thread's scratch buffer (grown when needed, never cleared)."""
+    buf = getattr(_scratch, "rgba", None)
+    if buf is None or buf.shape[0] < height or buf.shape[1] < width:
+        shape = (max(height, 0 if buf is None else buf.shape[0]), max(width, 0 if buf is None else buf.shape[1]))
+        buf = _scratch.rgba = np.empty((*shape, 4), np.uint8)
+    return buf[:height, :width]
+
+
+def warp_rgb(image, matrix, output_size, footprint=None, mirror=False):
+    """Bilinear warp (zero border) of an (H, W, 3) uint8 image: ``cv2.warpAffine`` for a 2x3 ``matrix``,
+    ``cv2.warpPerspective`` for a 3x3, to ``output_size = (width, height)``; ``mirror``: of ``image[:, ::-1]``.
+
+    The same pixels as those calls on ``image`` (or ``cv2.flip(image, 1)``), about twice as fast: OpenCV warps
+    4 channels faster than 3 (with the same weights for each), and only the region the warp reads
+    (``footprint``, from ``warp_footprint``, in the pixels of the mirrored image; None: all) is mirrored and
+    widened to 4 channels, in a scratch buffer the size of the image whose other pixels are never read.
+    Returns an (height, width, 3) view of the 4-channel output."""
+    h, w = image.shape[:2]
+    out_w, out_h = (int(v) for v in _as_pair(output_size, "output_size (width, height)"))
+    x0, y0, x1, y1 = 0, 0, w, h
+    if footprint is not None:  # the taps at floor(x) and floor(x) + 1, one more pixel for fixed-point rounding
+        x0, x1 = max(0, int(np.floor(footprint[0])) - 2), min(w, int(np.floor(footprint[2])) + 3)
+        y0, y1 = max(0, int(np.floor(footprint[1])) - 2), min(h, int(np.floor(footprint[3])) + 3)
+    rgba = _rgba_scratch(h, w)
+    if x1 > x0 and y1 > y0:
+        region = cv2.flip(image[y0:y1, w - x1:w - x0], 1) if mirror else image[y0:y1, x0:x1]
+        cv2.cvtColor(region, cv2.COLOR_RGB2RGBA, dst=rgba[y0:y1, x0:x1])
+    m = np.asarray(matrix, dtype=np.float64)
+    if m.shape == (2, 3):
+        crop = cv2.warpAffine(rgba, m, (out_w, out_h), flags=cv2.INTER_LINEAR)
+    else:
+        crop = cv2.warpPerspective(rgba, m, (out_w, out_h), flags=cv2.INTER_LINEAR)
+    return crop[..., :3]

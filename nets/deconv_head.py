@@ -5,6 +5,8 @@ import torch.nn as nn
 
 from losses import JointsMSELoss
 
+from .weight_init import init_pose_weights
+
 
 class DeconvHead(nn.Module):
     """``num_deconv`` x (ConvTranspose 4x4 s2 -> BN -> ReLU) then a 1x1 conv to ``num_joints`` maps.
@@ -28,14 +30,7 @@ class DeconvHead(nn.Module):
             in_channels = channels
         self.deconv_layers = nn.Sequential(*layers)
         self.final_layer = nn.Conv2d(in_channels, num_joints, kernel_size=1)
-        for m in self.modules():
-            if isinstance(m, (nn.ConvTranspose2d, nn.Conv2d)):
-                nn.init.normal_(m.weight, std=0.001)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        init_pose_weights(self)
         self.loss_module = loss if loss is not None else JointsMSELoss()
 
     @staticmethod

@@ -20,6 +20,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torchvision.models.resnet import BasicBlock, Bottleneck
 
+from .weight_init import init_pose_weights
+
 # name -> width of the highest-resolution branch (the others are 2x, 4x, 8x)
 HRNETS = {"hrnet_w32": 32, "hrnet_w48": 48}
 STAGE_MODULES = (1, 4, 3)   # modules of stages 2, 3, 4
@@ -106,12 +108,7 @@ class HRNetBackbone(nn.Module):
                 HighResolutionModule(new_widths, multi_scale_output=not (last_stage and m == num_modules - 1))
                 for m in range(num_modules))))
             widths = new_widths
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.normal_(m.weight, std=0.001)
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        init_pose_weights(self)
 
     def forward(self, x):
         x = self.layer1(self.relu(self.bn2(self.conv2(self.relu(self.bn1(self.conv1(x)))))))

@@ -19,6 +19,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .weight_init import init_pose_weights
+
 LITEHRNETS = {
     "litehrnet_wider_naive": {
         "stem_channels": 32,
@@ -157,7 +159,7 @@ class LiteHRNetBackbone(nn.Module):
         self.head_layer = IterativeHead(prev)
         self.out_channels = prev[0]
         self.stride = 4
-        self._init_weights()
+        init_pose_weights(self)
 
     @staticmethod
     def _transition(prev, channels):
@@ -172,14 +174,6 @@ class LiteHRNetBackbone(nn.Module):
                 layers.append(nn.Sequential(*[_dw_pw(prev[-1], c if k == n - 1 else prev[-1], 2)
                                               for k in range(n)]))
         return nn.ModuleList(layers)
-
-    def _init_weights(self):
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.normal_(m.weight, std=0.001)
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
 
     def forward(self, x):
         xs = [self.stem(x)]

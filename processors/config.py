@@ -151,6 +151,13 @@ SCHEMA = {
         "channel_order": Field("str", "rgb", "colour order the network takes", choices=("rgb", "bgr")),
         "batch_size": Field("int", 32, "training images per step, all GPUs and processes together (torchrun: "
                                        "each process takes batch_size / WORLD_SIZE)", check=_positive),
+        "decode_rows": Field("bool", False, "decode a baseline JPEG only down to the lowest row the crop reads "
+                                            "(libjpeg stops there): pixels unchanged, faster by the share of the "
+                                            "image below the crop"),
+        "decode_reduce": Field("float", 0.0, "training only: decode a JPEG at 1/2, 1/4 or 1/8 size when that still "
+                                             "leaves at least this many decoded pixels per crop pixel (0 = off; 1 "
+                                             "keeps the crop's resolution); pixels change slightly, targets do not",
+                               check=_non_negative),
         "num_workers": Field("int", 4, "DataLoader worker processes (0 = main process)",
                              check=_non_negative),
         "boxes": Field("str", "gt", "person boxes of the evaluation: gt (ground truth), file (data.det_file) or "

@@ -5,8 +5,8 @@
 ``main.py`` picks it when ``torchrun`` started it. The process group comes from torchrun's environment
 (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR``/``MASTER_PORT``): NCCL with one GPU per local rank
 when CUDA is there and ``gpus`` is not empty, gloo on the CPU otherwise. ``data.batch_size`` is the total over
-all processes (each takes ``batch_size / WORLD_SIZE``); training data comes through a ``DistributedSampler``
-(reshuffled each epoch), augmentation streams differ per rank; ``optim.sync_bn`` converts BatchNorm to
+all processes (each takes ``batch_size / WORLD_SIZE``); each rank takes its shard of the epoch's shuffle
+(``EpochSampler``) with its own augmentation streams; ``optim.sync_bn`` converts BatchNorm to
 ``torch.nn.SyncBatchNorm``. Evaluation is sharded over the ranks and gathered on rank 0, the sampler's padding
 removed, before COCOeval. Only rank 0 writes checkpoints, logs, TensorBoard and archives; every rank resumes
 from ``last.pth``. The process group is shut down however the run ends.
@@ -17,7 +17,6 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data.distributed import DistributedSampler
 
 from .base import Processor
 from .config import ConfigError
@@ -33,14 +32,14 @@ def started_by_torchrun(environ=os.environ):
 class DDPProcessor(Processor):
     """Train / evaluate one experiment YAML as one process of a ``torchrun`` launch."""
 
-    def __init__(self, cfg_path):
+    def __init__(self, cfg_path, opts=()):
         missing = [name for name in TORCHRUN_VARIABLES if name not in os.environ]
         if missing:
             raise RuntimeError(f"DDPProcessor runs under torchrun (missing {', '.join(missing)}): start it with "
                                f"'torchrun --nproc_per_node N main.py --cfg {cfg_path}', or use DPProcessor")
         self.rank, self.world_size = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
         self.local_rank = int(os.environ["LOCAL_RANK"])
-        super().__init__(cfg_path)
+        super().__init__(cfg_path, opts)
         cfg = self.cfg
         if cfg.data.batch_size % self.world_size:
             raise ConfigError(f"{cfg.source}: key 'data.batch_size': the total over the {self.world_size} "
@@ -80,20 +79,21 @@ class DDPProcessor(Processor):
     def _wrap(self, model):
         return DistributedDataParallel(model, device_ids=[self.local_rank] if self.use_cuda else None)
 
-    def _sampler(self, dataset, train):
-        return DistributedSampler(dataset, num_replicas=self.world_size, rank=self.rank, shuffle=train,
-                                  seed=self.cfg.seed)
-
     def _gather(self, pred):
         shards = [None] * self.world_size
         dist.all_gather_object(shards, pred)
         if not self.is_main:
             return None
         merged = {k: np.concatenate([s[k] for s in shards]) for k in pred}
-        # DistributedSampler pads the ranks to equal length by repeating indices: keep each instance once,
+        # EpochSampler pads the ranks to equal length by repeating indices: keep each instance once,
         # in dataset order (as one process would have predicted them).
         _, first = np.unique(merged["indices"], return_index=True)
         return {k: v[first] for k, v in merged.items()}
+
+    def _gather_list(self, items):
+        lists = [None] * self.world_size
+        dist.all_gather_object(lists, items)
+        return [item for part in lists for item in part]
 
     def _all_reduce(self, values):
         tensor = torch.tensor(values, dtype=torch.float64, device=self.device)

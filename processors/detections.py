@@ -5,9 +5,9 @@ import hashlib
 import json
 import os
 
-import cv2
 from tqdm import tqdm
 
+from datasets.image_io import ImageError, read_image
 from nets.detector import PersonDetector
 
 from .checkpoint import save_json
@@ -36,10 +36,11 @@ def detection_file(det_cfg, coco, img_root, out_dir, device="", log=print):
                               imgsz=det_cfg.imgsz, device=device or None)
     results = []
     for info in tqdm(coco.dataset["images"], desc=f"detect ({det_cfg.weights})", dynamic_ncols=True):
-        image = cv2.imread(os.path.join(img_root, info["file_name"]), cv2.IMREAD_COLOR)
-        if image is None:
-            raise FileNotFoundError(f"image {info['file_name']} (image id {info['id']}) is missing or unreadable "
-                                    f"under {img_root}")
+        try:
+            image = read_image(os.path.join(img_root, info["file_name"]), info["id"], rgb=False)
+        except ImageError as e:
+            log(f"detector boxes: no boxes for an unusable image: {e}")
+            continue
         boxes, scores = detector(image)
         results += [{"image_id": info["id"], "category_id": 1, "score": round(float(s), 5),
                      "bbox": [round(float(v), 2) for v in (x1, y1, x2 - x1, y2 - y1)]}

@@ -12,8 +12,8 @@ from .config import ConfigError
 class DPProcessor(Processor):
     """Train / evaluate one experiment YAML in this process (DataParallel over ``gpus``)."""
 
-    def __init__(self, cfg_path):
-        super().__init__(cfg_path)
+    def __init__(self, cfg_path, opts=()):
+        super().__init__(cfg_path, opts)
         if self.cfg.optim.sync_bn:
             raise ConfigError(f"{cfg_path}: key 'optim.sync_bn': torch.nn.SyncBatchNorm synchronises the "
                               f"processes of a distributed run; start it with torchrun (DDPProcessor), or set "

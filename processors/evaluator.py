@@ -23,9 +23,11 @@ def predict(predictor, loader, desc="eval", progress=True):
 
     Returns a dict of per-instance arrays: ``keypoints`` [N, J, 3] (x, y in image pixels, joint
     score), ``indices`` [N] (dataset indices), ``image_ids`` [N], ``box_scores`` [N], ``areas`` [N]
-    (padded box area), ``centers``/``scales`` [N, 2].
+    (padded box area), ``centers``/``scales`` [N, 2], ``bad_images`` [N] (what was wrong with the image of an
+    instance that cannot be scored, else '').
     """
-    out = {k: [] for k in ("keypoints", "indices", "image_ids", "box_scores", "areas", "centers", "scales")}
+    out = {k: [] for k in ("keypoints", "indices", "image_ids", "box_scores", "areas", "centers", "scales",
+                           "bad_images")}
     for images, _, _, meta in tqdm(loader, desc=desc, leave=False, dynamic_ncols=True, disable=not progress):
         keypoints = predictor.predict_crops(images, meta["center"], meta["scale"])
         out["keypoints"].append(keypoints.cpu().numpy())
@@ -35,7 +37,14 @@ def predict(predictor, loader, desc="eval", progress=True):
         out["areas"].append(meta["area"].numpy())
         out["centers"].append(meta["center"].numpy())
         out["scales"].append(meta["scale"].numpy())
+        out["bad_images"].append(np.asarray(meta["bad_image"], dtype=str))
     return {k: np.concatenate(v) for k, v in out.items()}
+
+
+def drop_unscored(pred):
+    """``(pred without the instances whose image was unusable, list of the problems)``."""
+    bad = pred["bad_images"] != ""
+    return {k: v[~bad] for k, v in pred.items()}, list(dict.fromkeys(pred["bad_images"][bad].tolist()))
 
 
 def nms_results(pred, in_vis_thresh=0.2, oks_thresh=0.9, sigmas=COCO_KEYPOINTS.sigmas):

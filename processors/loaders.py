@@ -1,6 +1,10 @@
 """Data set-up shared by the processors and tools: the synthetic dataset's paths and the loader workers."""
+import math
+import signal
+
 import cv2
-from torch.utils.data import get_worker_info
+import torch
+from torch.utils.data import Sampler
 
 from .config import with_overrides
 
@@ -19,9 +23,39 @@ def with_synthetic_paths(cfg, progress=True):
 
 
 def init_loader_worker(_):
-    """DataLoader worker: its own augmentation stream (from the loader's seed, so per epoch and per
-    rank), and no OpenCV thread pool (one per worker process already fills the cores; nested pools
-    oversubscribe them)."""
+    """DataLoader worker: no OpenCV thread pool (one per worker process already fills the cores; nested pools
+    oversubscribe them), and Ctrl-C left to the main process, which saves a checkpoint before it stops.
+    Augmentation needs no per-worker seed: each sample draws from its own (epoch seed, index) stream."""
     cv2.setNumThreads(0)
-    info = get_worker_info()
-    info.dataset.set_epoch_seed(info.seed % 2 ** 63)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+class EpochSampler(Sampler):
+    """The dataset indices one process takes in one epoch.
+
+    A permutation of ``range(size)`` drawn from ``(seed, epoch)`` (or the identity, ``shuffle=False``), padded by
+    repeating its start to a multiple of ``world_size``, of which rank ``rank`` takes every ``world_size``-th
+    (what ``DistributedSampler`` does; with one process it is a plain shuffle). ``set_epoch(epoch, start)``
+    picks the epoch and skips its first ``start`` indices of this rank: a run resumed inside an epoch sees the
+    rest of the same order.
+    """
+
+    def __init__(self, size, seed=0, rank=0, world_size=1, shuffle=True):
+        self.size, self.seed, self.rank, self.world_size, self.shuffle = size, seed, rank, world_size, shuffle
+        self.per_rank = math.ceil(size / world_size)
+        self.epoch, self.start = 0, 0
+
+    def set_epoch(self, epoch, start=0):
+        self.epoch, self.start = epoch, start
+
+    def __iter__(self):
+        if self.shuffle:
+            generator = torch.Generator().manual_seed(self.seed * 1000003 + self.epoch)
+            order = torch.randperm(self.size, generator=generator).tolist()
+        else:
+            order = list(range(self.size))
+        order += order[:self.per_rank * self.world_size - self.size]
+        return iter(order[self.rank::self.world_size][self.start:])
+
+    def __len__(self):
+        return self.per_rank - self.start

@@ -42,3 +42,12 @@ def tensorboard(folder, log):
         log.info(f"TensorBoard logging off ({e})")
         return None
     return SummaryWriter(folder)
+
+
+def log_traceback(logger, message):
+    """``message`` and the traceback of the exception being handled, into the log file only (the console gets
+    the one-line message ``main.py`` prints)."""
+    record = logger.makeRecord(logger.name, logging.ERROR, __file__, 0, message, None, sys.exc_info())
+    for handler in logger.handlers:
+        if isinstance(handler, logging.FileHandler):
+            handler.handle(record)

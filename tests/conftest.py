@@ -15,9 +15,14 @@ if str(REPO_ROOT) not in sys.path:
 
 
 def _shared(name, what):
+    """``../shared/<name>``; absent, the test skips — or fails under CI (``TOPPOSE_REQUIRE_SHARED=1``), where
+    skipping would hide most of the parity and real-data tests."""
     path = SHARED_DIR / name
     if not path.is_dir():
-        pytest.skip(f"{what} not found at {path} (expected ../shared/{name} next to the repo)")
+        message = f"{what} not found at {path} (expected ../shared/{name} next to the repo)"
+        if os.environ.get("TOPPOSE_REQUIRE_SHARED") == "1":
+            pytest.fail(message + "; TOPPOSE_REQUIRE_SHARED=1 requires it")
+        pytest.skip(message)
     return path
 
 

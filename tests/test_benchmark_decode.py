@@ -1,9 +1,7 @@
 """``tools/benchmark_decode.py``: its reference decoders are the published HRNet / DarkPose algorithms (they
 reproduce the reference vectors), TopPose agrees with them (borders and the log floor included, for the numpy
 and the torch code path), and a quick run writes every row with the agreement check passed (not timed)."""
-import importlib.util
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,11 +12,8 @@ from decoders import decode_heatmaps, heatmap_decode, to_image_coords
 
 @pytest.fixture(scope="module")
 def tool():
-    path = Path(__file__).resolve().parents[1] / "tools" / "benchmark_decode.py"
-    spec = importlib.util.spec_from_file_location("benchmark_decode", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    from tools import benchmark_decode
+    return benchmark_decode
 
 
 def test_reference_decoders_reproduce_the_reference_vectors(tool, vectors_dir):

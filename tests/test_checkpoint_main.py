@@ -35,3 +35,20 @@ def test_main_reports_config_errors_without_traceback(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "config error" in err and "line 3" in err and "data.bath_size" in err and "Traceback" not in err
     assert main.cfg_path == "configs/sample.yaml"
+
+
+def test_ci_fails_without_the_shared_folder(tmp_path, monkeypatch):
+    """Without ../shared, CI stops with a message instead of running a suite whose parity tests would skip."""
+    import shutil
+    import subprocess
+    repo = tmp_path / "checkout"
+    (repo / ".ci").mkdir(parents=True)
+    shutil.copy(os.path.join(os.path.dirname(__file__), "..", ".ci", "run"), repo / ".ci" / "run")
+    done = subprocess.run(["bash", str(repo / ".ci" / "run")], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1 and "CI needs ../shared/vectors" in done.stderr
+
+    from conftest import _shared
+    monkeypatch.setattr("conftest.SHARED_DIR", tmp_path / "nowhere")
+    monkeypatch.setenv("TOPPOSE_REQUIRE_SHARED", "1")
+    with pytest.raises(pytest.fail.Exception, match="TOPPOSE_REQUIRE_SHARED=1 requires it"):
+        _shared("vectors", "reference vectors")

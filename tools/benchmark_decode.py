@@ -29,10 +29,8 @@ writes JSON (``--json``, default ``benchmarks/decode_cpu.json``). ``--quick`` is
 few rounds) that writes JSON only where ``--json`` says.
 """
 import argparse
-import datetime
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -44,6 +42,7 @@ import torch
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from tools.machine import machine_facts  # noqa: E402
 from datasets.targets import generate_heatmaps  # noqa: E402
 from decoders import decode_heatmaps, to_image_coords  # noqa: E402
 
@@ -236,17 +235,6 @@ def time_pair(ref, ours, heatmaps, rounds, inner, warmup, max_s):
 def set_threads(threads, defaults):
     torch.set_num_threads(threads or defaults[0])
     cv2.setNumThreads(1 if threads == 1 else defaults[1])
-
-
-def machine_facts():
-    cpu = platform.processor() or platform.machine()
-    if os.path.exists("/proc/cpuinfo"):
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
-        cpu = names[0] if names else cpu
-    return {"cpu": cpu, "cores": os.cpu_count(), "platform": platform.platform(),
-            "python": platform.python_version(), "numpy": np.__version__, "opencv": cv2.__version__,
-            "torch": torch.__version__, "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds")}
 
 
 def markdown(rows):

@@ -18,10 +18,8 @@ be shared and noisy: compare ratios within one run rather than figures across ru
 averages and ``cpu_per_wall`` (process CPU time / wall time while timing) show how busy the host was.
 """
 import argparse
-import datetime
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -35,6 +33,7 @@ from tqdm import tqdm
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from tools.machine import machine_facts  # noqa: E402
 from nets.detector import PersonDetector  # noqa: E402
 from processors.inference import Predictor  # noqa: E402
 
@@ -52,18 +51,6 @@ BATCHES = (1, 8)
 MEASURE_S = 2.0
 MAX_S = 10.0
 MIN_REPS, WARMUP = 5, 3
-
-
-def machine_facts():
-    """CPU model, core count and library versions of this host."""
-    cpu = platform.processor() or platform.machine()
-    if os.path.exists("/proc/cpuinfo"):
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
-        cpu = names[0] if names else cpu
-    return {"cpu": cpu, "cores": os.cpu_count(), "platform": platform.platform(),
-            "python": platform.python_version(), "torch": torch.__version__,
-            "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds")}
 
 
 def random_input(predictor, batch):

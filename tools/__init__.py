@@ -1,0 +1,1 @@
+"""Command-line tools (benchmarks, model facts, pictures); each also importable as ``tools.<name>``."""
