@@ -29,7 +29,6 @@ writes JSON (``--json``, default ``benchmarks/decode_cpu.json``). ``--quick`` is
 few rounds) that writes JSON only where ``--json`` says.
 """
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -42,7 +41,7 @@ import torch
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from tools.machine import machine_facts  # noqa: E402
+from tools.report import machine_facts, write_json  # noqa: E402
 from datasets.targets import generate_heatmaps  # noqa: E402
 from decoders import decode_heatmaps, to_image_coords  # noqa: E402
 
@@ -294,10 +293,7 @@ def main(argv=None):
     if "targets_met" in result:
         print("targets met: " + ", ".join(f"{k} {v}" for k, v in result["targets_met"].items()))
     if json_path:
-        os.makedirs(os.path.dirname(os.path.abspath(json_path)), exist_ok=True)
-        with open(json_path, "w", encoding="utf-8") as f:
-            json.dump(result, f, indent=1)
-            f.write("\n")
+        write_json(result, json_path)
     return result
 
 

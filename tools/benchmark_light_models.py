@@ -18,7 +18,6 @@ be shared and noisy: compare ratios within one run rather than figures across ru
 averages and ``cpu_per_wall`` (process CPU time / wall time while timing) show how busy the host was.
 """
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -33,7 +32,7 @@ from tqdm import tqdm
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from tools.machine import machine_facts  # noqa: E402
+from tools.report import machine_facts, write_json  # noqa: E402
 from nets.detector import PersonDetector  # noqa: E402
 from processors.inference import Predictor  # noqa: E402
 
@@ -226,9 +225,7 @@ def main(argv=None):
               "measure_s": MEASURE_S, "latency": latency, "end_to_end": end_to_end, "total_s": total_s}
     if not args.skip_video:
         report["video"] = {"path": os.path.normpath(args.video), "frames": video_frames}
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with open(args.out, "w", encoding="utf-8") as f:
-        json.dump(report, f, indent=1)
+    write_json(report, args.out)
     print(f"\ntotal {total_s} s; wrote {os.path.normpath(os.path.abspath(args.out))}")
     return report
 

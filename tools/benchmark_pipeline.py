@@ -35,7 +35,6 @@ table and writes JSON (``--json``, default ``benchmarks/pipeline_cpu.json``); ``
 records, 2 rounds) that writes JSON only where ``--json`` says.
 """
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -57,7 +56,7 @@ from datasets.synthetic import make_synthetic_coco  # noqa: E402
 from decoders import build_codec  # noqa: E402
 from processors.config import Config, ConfigError, validate, with_overrides  # noqa: E402
 from processors.loaders import init_loader_worker  # noqa: E402
-from tools.machine import machine_facts  # noqa: E402
+from tools.report import machine_facts, write_json  # noqa: E402
 
 INPUT_WH, HEATMAP_WH, SIGMA = (192, 256), (48, 64), 2
 # (row name, data-section options, what it is)
@@ -428,10 +427,7 @@ def main(argv=None):
     if not args.quick:
         print("targets met: " + ", ".join(f"{k} {v}" for k, v in result["targets_met"].items()))
     if json_path:
-        os.makedirs(os.path.dirname(os.path.abspath(json_path)), exist_ok=True)
-        with open(json_path, "w", encoding="utf-8") as f:
-            json.dump(result, f, indent=1)
-            f.write("\n")
+        write_json(result, json_path)
     return result
 
 

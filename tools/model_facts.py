@@ -19,7 +19,6 @@ the rows and the machine's facts to JSON. The host may be shared: the JSON keeps
 import argparse
 import datetime
 import glob
-import json
 import os
 import platform
 import statistics
@@ -32,6 +31,7 @@ from torch.utils.flop_counter import FlopCounterMode
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from tools.report import write_json  # noqa: E402
 from nets import build_model  # noqa: E402
 from processors.config import load_config  # noqa: E402
 
@@ -122,9 +122,7 @@ def main(argv=None):
              "load_avg": {"start": load_start, "end": os.getloadavg()},
              "gflops": "multiply-accumulates of conv / deconv / linear layers = FlopCounterMode total / 2",
              "rows": rows}
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with open(args.out, "w", encoding="utf-8") as f:
-        json.dump(facts, f, indent=1)
+    write_json(facts, args.out)
     print(f"wrote {args.out}")
 
 

@@ -1,5 +1,6 @@
-"""What a benchmark ran on: CPU model, core count, library versions and the date."""
+"""What a benchmark ran on, and where its results go: the machine's facts and the JSON file."""
 import datetime
+import json
 import os
 import platform
 
@@ -18,3 +19,11 @@ def machine_facts():
     return {"cpu": cpu, "cores": os.cpu_count(), "platform": platform.platform(),
             "python": platform.python_version(), "numpy": np.__version__, "opencv": cv2.__version__,
             "torch": torch.__version__, "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds")}
+
+
+def write_json(result, path):
+    """``result`` as indented JSON at ``path`` (its folder created)."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(result, f, indent=1)
+        f.write("\n")
