@@ -123,7 +123,7 @@ def _mute_stderr():
     try:
         sys.stderr.flush()  # what Python buffered before goes out first
     except (AttributeError, OSError, ValueError):
-        pass
+        pass  # no usable sys.stderr (closed or replaced): nothing buffered to lose
     try:
         saved = os.dup(2)
     except OSError:

@@ -82,7 +82,8 @@ class Processor:
 
     # ------------------------------------------------------------ the hooks
     def _pick_device(self):
-        raise NotImplementedError
+        """The torch.device this process trains on (each solver decides: ``gpus``, or torchrun's LOCAL_RANK)."""
+        raise NotImplementedError(f"{type(self).__name__} must say which device it uses")
 
     def _wrap(self, model):
         """The module the training step calls (DataParallel, DistributedDataParallel or the model)."""
@@ -105,7 +106,7 @@ class Processor:
         return obj
 
     def _barrier(self):
-        pass
+        """Wait for every rank (one process: nothing to wait for)."""
 
     def _sync_for_eval(self, module):
         """Make ``module``'s weights and buffers the main rank's before an evaluation."""
