@@ -20,6 +20,7 @@ import functools
 import math
 
 import numpy as np
+import torch
 
 
 def _check_joints(joints, joints_vis):
@@ -143,3 +144,69 @@ def generate_heatmaps_from_hm_coords(joints_hm, joints_vis, heatmap_size, sigma)
     maps = np.exp(-(dx2[:, None, :] + dy2[:, :, None]) / (2 * sigma ** 2))
     heatmaps = np.where(draw[:, None, None], maps, 0.0).astype(np.float32)
     return heatmaps, weight[:, None]
+
+
+def batch_heatmaps(joints, joints_vis, image_size, heatmap_size, sigma):
+    """HRNet targets of a batch in torch, on the joints' device: ``generate_heatmaps`` for each crop, bit for bit.
+
+    ``joints`` [B, J, 2] in input-crop pixels (float64 keeps the reference's rounding of the joint to its heatmap
+    pixel), ``joints_vis`` [B, J] or [B, J, 1]; sizes ``(width, height)``; ``sigma`` in heatmap pixels. The
+    reference's float32 window (``_gaussian_window``) is added into zero maps at each joint's window position
+    (``scatter_add_``; window pixels off the map add 0), so no Gaussian is evaluated and only the window's pixels
+    are touched. Returns ``(heatmaps float32 [B, J, H_hm, W_hm], target_weight float32 [B, J, 1])``.
+    """
+    img_w, img_h = _size_pair(image_size, "image_size")
+    hm_w, hm_h = _size_pair(heatmap_size, "heatmap_size")
+    sigma = float(sigma)
+    tmp_size = sigma * 3
+    joints = torch.as_tensor(joints).double()
+    device, (b, j) = joints.device, joints.shape[:2]
+    vis = torch.as_tensor(joints_vis, device=device).double().reshape(b, j)
+    window = torch.from_numpy(_gaussian_window(sigma).copy()).to(device)
+    size = window.shape[0]
+    mu = torch.trunc(joints / torch.tensor([img_w / hm_w, img_h / hm_h], dtype=torch.float64, device=device) + 0.5)
+    ul, br = torch.trunc(mu - tmp_size), torch.trunc(mu + tmp_size + 1)
+    # A NaN joint fails every bound test of the reference: it keeps its weight and gets no map.
+    nan = torch.isnan(joints).any(-1)
+    touches = _window_test(ul[..., 0], ul[..., 1], br[..., 0], br[..., 1], hm_w, hm_h) | nan
+    weight = torch.where(touches, vis, 0.0)
+    draw = touches & (weight > 0.5) & ~nan
+    steps = torch.arange(size, dtype=torch.float64, device=device)
+    ul, br = torch.nan_to_num(ul), torch.nan_to_num(br)  # (not drawn; keeps the indices finite)
+
+    def positions(axis, length):  # the map position of every window row / column, and whether it is pasted
+        pos = ul[..., axis, None] + steps
+        return pos.clamp(0, length - 1).long(), (pos >= 0) & (pos < length) & (pos < br[..., axis, None])
+
+    px, in_x = positions(0, hm_w)
+    py, in_y = positions(1, hm_h)
+    pasted = in_y[..., :, None] & in_x[..., None, :] & draw[..., None, None]
+    index = (py[..., :, None] * hm_w + px[..., None, :]).reshape(b * j, -1)
+    values = torch.where(pasted, window, 0.0).reshape(b * j, -1)
+    heatmaps = torch.zeros(b * j, hm_h * hm_w, dtype=torch.float32, device=device).scatter_add_(1, index, values)
+    return heatmaps.reshape(b, j, hm_h, hm_w), weight.float()[..., None]
+
+
+def batch_heatmaps_from_hm_coords(joints_hm, joints_vis, heatmap_size, sigma):
+    """DarkPose (unbiased) targets of a batch in torch: ``generate_heatmaps_from_hm_coords`` for each crop.
+
+    ``joints_hm`` [B, J, 2] sub-pixel joints in heatmap pixels, ``joints_vis`` [B, J] or [B, J, 1]. The
+    Gaussian is the product of its x and y factors in float64, stored float32: the numpy encoder's values up to
+    float32 rounding (it takes one ``exp`` of the sum). Returns ``(heatmaps float32 [B, J, H_hm, W_hm],
+    target_weight float32 [B, J, 1])``.
+    """
+    hm_w, hm_h = _size_pair(heatmap_size, "heatmap_size")
+    sigma = float(sigma)
+    tmp_size = sigma * 3
+    joints = torch.as_tensor(joints_hm).double()
+    device = joints.device
+    vis = torch.as_tensor(joints_vis, device=device).double().reshape(joints.shape[:2])
+    mu_x, mu_y = joints[..., 0], joints[..., 1]
+    inside = _window_test(torch.trunc(mu_x - tmp_size), torch.trunc(mu_y - tmp_size),
+                          torch.trunc(mu_x + tmp_size + 1), torch.trunc(mu_y + tmp_size + 1), hm_w, hm_h)
+    weight = torch.where(inside, vis, 0.0)
+    draw = inside & (weight > 0.5)
+    gx = torch.exp(-(torch.arange(hm_w, dtype=torch.float64, device=device) - mu_x[..., None]) ** 2 / (2 * sigma ** 2))
+    gy = torch.exp(-(torch.arange(hm_h, dtype=torch.float64, device=device) - mu_y[..., None]) ** 2 / (2 * sigma ** 2))
+    maps = torch.where(draw[..., None, None], gy[..., :, None] * gx[..., None, :], 0.0)
+    return maps.float(), weight.float()[..., None]

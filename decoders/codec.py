@@ -2,6 +2,8 @@
 
 A codec owns everything that differs between the two families on either side of the network:
 ``encode(joints, joints_vis)`` (called by the dataset, which knows nothing of heatmaps),
+``batch_targets(target, weight)`` (the training loop's last step from a batch of ``encode`` outputs to the
+loss's targets, on the training device: ``data.device_targets`` draws heatmaps there),
 ``decode(outputs)`` -> crop-grid coordinates + scores, ``fuse_flip(outputs, outputs_flipped)``,
 ``grid_wh`` for back-projection, and ``family`` (``heatmap`` or ``regression``).
 """
@@ -15,7 +17,8 @@ from .regression_codec import RegressionCodec
 def _heatmap(cfg, keypoints):
     d = cfg.data
     return HeatmapCodec(d.input_wh, d.heatmap_wh, d.sigma, keypoints.flip_pairs, method=cfg.decoder.type,
-                        kernel=cfg.decoder.kernel, unbiased=d.unbiased, flip_shift=cfg.decoder.flip_shift)
+                        kernel=cfg.decoder.kernel, unbiased=d.unbiased, flip_shift=cfg.decoder.flip_shift,
+                        device_targets=d.device_targets)
 
 
 def _regression(cfg, keypoints):

@@ -40,6 +40,10 @@ class RegressionCodec:
         weights = np.where(inside, np.asarray(joints_vis, np.float64).reshape(-1), 0.0)
         return (xy / size - self.offset).astype(np.float32), weights[:, None].astype(np.float32)
 
+    def batch_targets(self, target, weight):
+        """The loss's targets of a batch of ``encode`` outputs: the batch itself (coordinates are small)."""
+        return target, weight
+
     def decode(self, outputs):
         """``{"coords", "sigma"}`` [B, J, 2] -> ``(coords [B, J, 2] input pixels, scores [B, J, 1])``."""
         size = torch.as_tensor(self.input_wh, dtype=torch.float32, device=outputs["coords"].device)

@@ -161,6 +161,9 @@ class Processor:
         if cfg.optim.ema:
             self.ema = build_ema(self.model, cfg.optim.ema_decay)
         self.net = self._wrap(self.model)
+        if cfg.optim.compile:  # the wrapper is compiled (DDP splits the graph at its gradient buckets)
+            self.log.info("optim.compile: torch.compile of the training model; the first steps compile it")
+            self.net = torch.compile(self.net)
 
     @property
     def memory_format(self):
@@ -358,12 +361,13 @@ class Processor:
                 if problem not in bad_images:
                     bad_images.append(problem)
                     self.log.warning(f"skipped: {problem}")
+            # data.device_targets: the codec draws the heatmaps here, on the device, from the joints.
+            target, weight = self.codec.batch_targets(target.to(self.device, non_blocking=True),
+                                                      weight.to(self.device, non_blocking=True))
             if it == 0 and self.cfg.data.debug and self.is_main:
-                self._debug_picture(images, target, weight, epoch)
+                self._debug_picture(images, target.cpu(), weight.cpu(), epoch)
             images = self.train_set.preprocess.normalize(images.to(self.device, non_blocking=True))
             images = images.contiguous(memory_format=self.memory_format)
-            target = target.to(self.device, non_blocking=True)
-            weight = weight.to(self.device, non_blocking=True)
             with torch.autocast(**self.autocast):
                 loss = self.net(images, target, weight)["loss"].mean()  # DataParallel: one per GPU
             minutes = self.cfg.optim.checkpoint_minutes

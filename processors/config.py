@@ -158,6 +158,10 @@ SCHEMA = {
                                              "leaves at least this many decoded pixels per crop pixel (0 = off; 1 "
                                              "keeps the crop's resolution); pixels change slightly, targets do not",
                                check=_non_negative),
+        "device_targets": Field("bool", False, "heatmap models: DataLoader workers pass each crop's joints on and "
+                                               "the training loop draws the target heatmaps on the training "
+                                               "device (GPU), the same values: 0.4 KB instead of 209 KB a sample "
+                                               "(at 64x48) between processes and to the GPU"),
         "num_workers": Field("int", 4, "DataLoader worker processes (0 = main process)",
                              check=_non_negative),
         "boxes": Field("str", "gt", "person boxes of the evaluation: gt (ground truth), file (data.det_file) or "
@@ -254,6 +258,9 @@ SCHEMA = {
                                     "bfloat16 autocast on the CPU; evaluation on the CPU stays float32"),
         "channels_last": Field("bool", False, "channels-last memory format for training (faster convolutions "
                                               "on recent GPUs, with amp)"),
+        "compile": Field("bool", False, "torch.compile the training step's model (inductor: Triton on CUDA, a C++ "
+                                        "compiler on the CPU); the first steps take longer while it compiles; "
+                                        "evaluation stays eager"),
         "ema": Field("bool", False, "keep an exponential moving average of the weights for eval"),
         "ema_decay": Field("float", 0.9998, "EMA decay per step", check=_probability),
         "sync_bn": Field("bool", False, "torch.nn.SyncBatchNorm: BatchNorm statistics over all processes "

@@ -18,6 +18,10 @@ class DPProcessor(Processor):
             raise ConfigError(f"{cfg_path}: key 'optim.sync_bn': torch.nn.SyncBatchNorm synchronises the "
                               f"processes of a distributed run; start it with torchrun (DDPProcessor), or set "
                               f"optim.sync_bn to false")
+        if self.cfg.optim.compile and len(self.cfg.gpus) > 1 and torch.cuda.is_available():
+            raise ConfigError(f"{cfg_path}: key 'optim.compile': torch.compile does not speed up DataParallel "
+                              f"(gpus {self.cfg.gpus}); start the run with torchrun (DDPProcessor), or train on "
+                              f"one GPU")
 
     def _pick_device(self):
         gpus = self.cfg.gpus

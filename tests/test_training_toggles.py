@@ -1,5 +1,5 @@
 """Each optim toggle does what the README says: AMP (bfloat16 autocast on the CPU), EMA (the recurrence, used
-for evaluation and best.pth, resumed), schedules in a real run, channels_last; one log per run."""
+for evaluation and best.pth, resumed), schedules in a real run, channels_last, torch.compile; one log per run."""
 import math
 
 import pytest
@@ -109,6 +109,43 @@ def test_channels_last_model_and_input(tmp_path):
     proc.train_one_epoch(1)
     handle.remove()
     assert inputs[0].is_contiguous(memory_format=torch.channels_last) and not inputs[0].is_contiguous()
+
+
+def loss_and_gradients(module, model, batch):
+    """Loss of ``module`` (``model`` or a wrapper of it) on ``batch`` and ``model``'s gradients; the model's state
+    (BatchNorm statistics) is put back afterwards."""
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    model.zero_grad(set_to_none=True)
+    loss = module(*batch)["loss"]
+    loss.backward()
+    grads = {n: p.grad.clone() for n, p in model.named_parameters()}
+    model.load_state_dict(state)
+    model.zero_grad(set_to_none=True)
+    return loss.item(), grads
+
+
+def test_compile_trains_the_compiled_model_and_saves_plain_weights(tmp_path):
+    """optim.compile: the training step calls the torch.compile'd model (inductor, here its C++ CPU backend); its
+    loss and gradients are the eager model's, and checkpoints keep the plain parameter names."""
+    proc = DPProcessor(tiny_yaml(tmp_path, "compiled", optim={"compile": True}))
+    proc._setup()
+    assert isinstance(proc.net, torch._dynamo.eval_frame.OptimizedModule) and proc.net._orig_mod is proc.model
+    images, target, weight, _ = next(iter(proc.train_loader))
+    batch = (proc.train_set.preprocess.normalize(images), *proc.codec.batch_targets(target, weight))
+    proc.model.train()
+    compiled_loss, compiled_grads = loss_and_gradients(proc.net, proc.model, batch)
+    eager_loss, eager_grads = loss_and_gradients(proc.model, proc.model, batch)
+    assert compiled_loss == pytest.approx(eager_loss, rel=1e-4)
+    for name, grad in eager_grads.items():
+        torch.testing.assert_close(compiled_grads[name], grad, rtol=1e-3, atol=1e-5 * grad.abs().max().item(),
+                                   msg=name)
+    before = {k: v.clone() for k, v in proc.model.state_dict().items()}
+    loss, _ = proc.train_one_epoch(1)
+    assert math.isfinite(loss)
+    proc._save_last(1, 0, None)
+    saved = load_checkpoint(tmp_path / "weights" / "compiled" / "last.pth")["model"]
+    assert set(saved) == set(before)  # no "_orig_mod." prefixes
+    assert any(not torch.equal(saved[k], before[k]) for k in before if before[k].is_floating_point())
 
 
 def test_a_second_run_in_the_same_process_writes_its_own_log(tmp_path):

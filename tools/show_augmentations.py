@@ -32,7 +32,7 @@ def augmentation_picture(cfg, num, seed=0, columns=4):
     data = COCOKeypoints(cfg.data.train_ann, cfg.data.train_img_root, cfg.data, train=True, codec=codec,
                          keypoints=keypoints, seed=seed)
     images, targets, weights, _ = zip(*(data[i % len(data)] for i in range(num)))
-    kps = codec.target_joints(torch.stack(targets), torch.stack(weights))
+    kps = codec.target_joints(*codec.batch_targets(torch.stack(targets), torch.stack(weights)))
     return batch_picture(torch.stack(images).numpy(), kps.numpy(), columns=columns, max_items=num,
                          keypoints=keypoints)
 
