@@ -49,7 +49,8 @@ def test_quick_run_writes_every_row(tool, tmp_path):
     result = json.loads(out.read_text())
     assert result["quick"] is True and result["agreement"]["reference_equals_exact"] is True
     names = [r["pipeline"] for r in result["rows"]]
-    assert names == ["reference", "TopPose exact", "+ decode_rows", "+ decode_reduce 1", "+ decode_reduce 0.5"]
+    assert names == ["reference", "TopPose exact", "+ decode_rows", "+ decode_reduce 1", "+ decode_reduce 0.5",
+                     "+ device_targets"]
     rows = {r["pipeline"]: r for r in result["rows"]}
     assert rows["reference"]["speedup"] == 1.0
     for r in result["rows"]:
@@ -57,7 +58,9 @@ def test_quick_run_writes_every_row(tool, tmp_path):
     assert rows["+ decode_reduce 1"]["options"] == {"decode_rows": True, "decode_reduce": 1.0}
     assert result["agreement"]["+ decode_rows"]["max_mean_abs_diff"] == 0.0
     assert set(result["targets_met"]) == {"exact_1.3x", "options_2x"}
-    assert result["records"] == 16 and result["input_wh"] == [192, 256]
+    assert result["records"] == 16 and result["input_wh"] == [192, 256] and result["device_targets_cpu_ms"] > 0
+    # device_targets keeps decode_reduce 0.5's pixels exactly (it only moves where the heatmaps are drawn)
+    assert result["agreement"]["+ device_targets"] == result["agreement"]["+ decode_reduce 0.5"]
 
 
 def test_a_disagreeing_pipeline_stops_the_tool(tool, tmp_path, monkeypatch):
