@@ -21,6 +21,19 @@ from nets import build_model, load_pose_weights
 from .config import Config, ConfigError, load_config
 
 
+# Flip test on at most this many crops: one forward of the crops with their mirrors (1.2-1.4x faster than two
+# forwards at batch 1 on a 2-core CPU, ResNet-50 and Lite-HRNet); larger batches run two forwards (on the CPU one
+# forward of twice the batch was 10-15 % slower for ResNet-50 at 8 and 32).
+FUSED_FLIP_MAX = 4
+
+
+def split_batch(outputs, n):
+    """``(outputs[:n], outputs[n:])`` of a model output: a tensor, or a dict of tensors (RLE)."""
+    if isinstance(outputs, dict):
+        return {k: v[:n] for k, v in outputs.items()}, {k: v[n:] for k, v in outputs.items()}
+    return outputs[:n], outputs[n:]
+
+
 def decode_to_image(codec, outputs, centers, scales, unbiased=False):
     """Decode a batch of model outputs and project it into the image: [B, J, 3] (x, y, score) torch.
 
@@ -77,9 +90,13 @@ class Predictor:
         self.model.eval()
         images = self.preprocess.normalize(crops.to(self.device, non_blocking=True))
         with torch.autocast(device_type=self.device.type, enabled=self.amp):
-            outputs = self.model(images)
-            if self.flip_test:
-                outputs = self.codec.fuse_flip(outputs, self.model(torch.flip(images, dims=[3])))
+            if not self.flip_test:
+                outputs = self.model(images)
+            elif len(images) <= FUSED_FLIP_MAX:  # small batches: one forward of the crops and their mirrors
+                outputs = self.model(torch.cat([images, torch.flip(images, dims=[3])]))
+                outputs = self.codec.fuse_flip(*split_batch(outputs, len(images)))
+            else:
+                outputs = self.codec.fuse_flip(self.model(images), self.model(torch.flip(images, dims=[3])))
         return decode_to_image(self.codec, outputs, centers, scales, self.unbiased)
 
     def __call__(self, image_bgr, boxes_xyxy, box_scores=None):

@@ -14,6 +14,7 @@ from datasets.synthetic import make_synthetic_coco
 from nets import build_model
 from processors import DPProcessor
 from processors.checkpoint import load_checkpoint
+from processors import inference
 from processors.inference import Predictor
 
 # Measured on this split: the RLE model AP 0.087 after its 204 steps (loss -20 -> -110), 0.000 untrained
@@ -127,6 +128,25 @@ def test_predictor_gives_the_evaluation_keypoints(trained, synthetic, family):
             assert scores[k] == pytest.approx(r["score"], abs=1e-5)
     print(f"{family}: {compared} people, largest difference {worst:.2e} px")
     assert compared == len(dets) and worst < 1e-3
+
+
+@pytest.mark.parametrize("family", ["heatmap", "regression"])
+def test_small_batches_flip_in_one_forward(trained, synthetic, family, monkeypatch):
+    """Up to FUSED_FLIP_MAX boxes, the crops and their mirrors go through one forward: the keypoints of two
+    forwards (in float64, where batching changes no rounding)."""
+    _, _, _, runs = trained
+    predictor = Predictor.from_config(runs[family]["cfg"], runs[family]["weights"])
+    predictor.model.double().register_forward_pre_hook(lambda module, args: tuple(a.double() for a in args))
+    batches = []
+    predictor.model.register_forward_hook(lambda module, args, out: batches.append(len(args[0])))
+    coco = json.loads(open(synthetic["val_ann"]).read())
+    image = cv2.imread(f"{synthetic['val_images']}/{coco['images'][0]['file_name']}")
+    boxes = [[20, 10, 150, 240], [60, 30, 200, 250], [5, 5, 120, 200]]
+    fused = predictor(image, boxes)
+    monkeypatch.setattr(inference, "FUSED_FLIP_MAX", 0)
+    separate = predictor(image, boxes)
+    assert batches == [6, 3, 3]
+    np.testing.assert_allclose(fused, separate, rtol=0, atol=1e-9)
 
 
 def test_custom_keypoint_set_trains_and_evaluates(synthetic, tmp_path):
