@@ -4,9 +4,9 @@
 targets, or DarkPose's sub-pixel ones with ``unbiased``); with ``device_targets`` it only passes the joints
 on (``(joints [J, 2] float64, visibility [J, 1])``: 0.4 KB instead of 209 KB of maps at 64x48) and
 ``batch_targets`` draws the same heatmaps for the whole batch on the training device; ``decode`` turns a
-batch of heatmaps into heatmap-pixel coordinates and scores (``basic`` or DARK ``gauss_taylor``); ``fuse_flip`` averages the
-output of an image with the flipped-back output of its mirror image. ``grid_wh`` is the heatmap size
-that ``decoders.to_image_coords`` needs to bring the coordinates back to the image.
+batch of heatmaps into heatmap-pixel coordinates and scores (``basic`` or DARK ``gauss_taylor``);
+``fuse_flip`` averages the output of an image with the flipped-back output of its mirror image. ``grid_wh``
+is the heatmap size that ``decoders.to_image_coords`` needs to bring the coordinates back to the image.
 """
 import numpy as np
 import torch

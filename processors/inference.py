@@ -80,8 +80,8 @@ class Predictor:
         if device is None:
             device = f"cuda:{cfg.gpus[0]}" if cfg.gpus and torch.cuda.is_available() else "cpu"
         return cls(model.to(device).eval(), build_codec(cfg, keypoints), keypoints, Preprocess.from_config(cfg.data),
-                   unbiased=cfg.data.unbiased, flip_test=cfg.decoder.flip_test, device=device, amp=cfg.optim.amp, batch_size=batch_size or cfg.val.batch_size,
-                   in_vis_thresh=cfg.val.in_vis_thresh)
+                   unbiased=cfg.data.unbiased, flip_test=cfg.decoder.flip_test, device=device, amp=cfg.optim.amp,
+                   batch_size=batch_size or cfg.val.batch_size, in_vis_thresh=cfg.val.in_vis_thresh)
 
     @torch.no_grad()
     def predict_crops(self, crops, centers, scales):
